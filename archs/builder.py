@@ -1,0 +1,160 @@
+"""Layer nodes → a PyTorch model, chaining shapes so every size is inferred (as Keras does)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from archs import modules
+from archs.parse import LayerNode, parse_model
+from archs.vocabulary import Dense, Layer, Residual, conv_out
+from spec.errors import DlxError
+
+
+@dataclass
+class LayerRow:
+    """One line of the summary: Keras-style name, type, output shape (channels last) and parameters."""
+
+    name: str
+    type: str
+    output_shape: list[int]
+    params: int
+    non_trainable: int
+    depth: int = 0
+
+
+def keras_shape(shape: tuple) -> list[int]:
+    return [shape[1], shape[2], shape[0]] if len(shape) == 3 else list(shape)
+
+
+def describe(shape: tuple) -> str:
+    return f"(channels={shape[0]}, height={shape[1]}, width={shape[2]})" if len(shape) == 3 else f"(features={shape[0]})"
+
+
+def count_params(module: nn.Module) -> tuple[int, int]:
+    """(trainable, non-trainable) counted as Keras does: BN moving mean/variance are non-trainable."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    stats = sum(b.numel() for name, b in module.named_buffers() if name.endswith(("running_mean", "running_var")))
+    return trainable, frozen + stats
+
+
+class _Namer:
+    """Keras's automatic names: conv2d, conv2d_1, batch_normalization, ..."""
+
+    def __init__(self):
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, type_name: str) -> str:
+        base = "".join("_" + c.lower() if c.isupper() and i and not type_name[i - 1].isupper() and not type_name[i - 1].isdigit() else c.lower()
+                       for i, c in enumerate(type_name))
+        n = self.seen.get(base, 0)
+        self.seen[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+
+def _check_input(node: LayerNode, index_label: str, shape: tuple) -> None:
+    wants = type(node.layer).wants
+    if wants == "image" and len(shape) != 3:
+        raise DlxError(f"{node.type} (layer {index_label}) needs an image input (channels, height, width), "
+                       f"but receives flat features {describe(shape)}; move it before Flatten/Dense/global pooling.",
+                       key=node.key)
+    if wants == "flat" and len(shape) != 1:
+        raise DlxError(f"{node.type} (layer {index_label}) needs flat features, but receives an image {describe(shape)}; "
+                       "put Flatten or GlobalAveragePooling2D before it.", key=node.key)
+
+
+def _output_shape(node: LayerNode, index_label: str, shape: tuple, classes) -> tuple:
+    layer = node.layer
+    out = layer.output_shape(shape, classes) if isinstance(layer, Dense) else layer.output_shape(shape)
+    if any(size < 1 for size in out):
+        raise DlxError(f"{node.type} (layer {index_label}) receives {describe(shape)} and would output "
+                       f"{describe(out)}: the spatial size shrinks below 1. Use fewer downsampling layers, "
+                       "padding: same, or a larger input.", key=node.key)
+    return out
+
+
+def _shortcut(in_shape: tuple, out_shape: tuple, shortcut_bn: bool, key: str) -> nn.Module:
+    if in_shape == out_shape:
+        return nn.Identity()
+    if len(in_shape) != len(out_shape):
+        raise DlxError("a Residual block must keep its input an image or flat, not change between them.", key=key)
+    if len(in_shape) == 1:
+        return nn.Linear(in_shape[0], out_shape[0])
+    stride = max(1, in_shape[1] // out_shape[1])
+    if (conv_out(in_shape[1], 1, stride, 1, "valid"), conv_out(in_shape[2], 1, stride, 1, "valid")) != out_shape[1:]:
+        raise DlxError(f"the Residual body maps {describe(in_shape)} to {describe(out_shape)}, which no strided 1×1 "
+                       "shortcut can match; use padding: same inside the block.", key=key)
+    projection = nn.Conv2d(in_shape[0], out_shape[0], 1, stride)
+    if not shortcut_bn:
+        return projection
+    return nn.Sequential(projection, nn.BatchNorm2d(out_shape[0], eps=1e-3, momentum=0.01))
+
+
+def build_layers(nodes: list[LayerNode], shape: tuple, classes, namer: _Namer, rows: list[LayerRow],
+                 depth: int = 0, prefix: str = "") -> tuple[list[nn.Module], tuple]:
+    built = []
+    for index, node in enumerate(nodes):
+        label = f"{prefix}{index}"
+        layer: Layer = node.layer
+        if isinstance(layer, Residual):
+            row = LayerRow(namer("Residual"), "Residual", [], 0, 0, depth)
+            rows.append(row)
+            body, out = build_layers(node.children, shape, classes, namer, rows, depth + 1, f"{label}.")
+            module = modules.Residual(nn.Sequential(*body), _shortcut(shape, out, layer.shortcut_bn, node.key),
+                                      modules.activation(layer.activation))
+            row.output_shape = keras_shape(out)
+            row.params, row.non_trainable = count_params(module.shortcut)
+        else:
+            _check_input(node, label, shape)
+            out = _output_shape(node, label, shape, classes)
+            module = layer.build(shape, classes) if isinstance(layer, Dense) else layer.build(shape)
+            rows.append(LayerRow(namer(node.type), node.type, keras_shape(out), *count_params(module), depth=depth))
+        built.append(module)
+        shape = out
+    return built, shape
+
+
+def strip_final_softmax(nodes: list[LayerNode]) -> list[LayerNode]:
+    """The model outputs logits (the loss applies log-softmax), so a final softmax is dropped."""
+    if nodes and getattr(nodes[-1].layer, "activation", None) == "softmax":
+        last = nodes[-1]
+        if type(last.layer).__name__ == "Activation":
+            return nodes[:-1]
+        return nodes[:-1] + [LayerNode(last.layer.model_copy(update={"activation": None}), last.key, last.children)]
+    return nodes
+
+
+class DlxNet(nn.Module):
+    """A built layer list. `summary` rows and the input shape travel with it."""
+
+    def __init__(self, layers: list[nn.Module], input_shape: tuple, output_shape: tuple, rows: list[LayerRow]):
+        super().__init__()
+        self.layers = nn.Sequential(*layers)
+        self.input_shape, self.output_shape, self.rows = tuple(input_shape), tuple(output_shape), rows
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def build_model(model_spec, input_shape: tuple, classes: int | None = None) -> DlxNet:
+    """Build the spec's model for inputs of `input_shape` (channels first) and `classes` outputs."""
+    nodes = strip_final_softmax(parse_model(model_spec))
+    rows: list[LayerRow] = []
+    layers, out = build_layers(nodes, tuple(input_shape), classes, _Namer(), rows)
+    if classes is not None and out != (classes,):
+        raise DlxError(f"the model outputs {describe(out)}, but the dataset has {classes} classes; "
+                       "end with 'Dense: {units: classes}' (after Flatten or global pooling).", key="model.layers")
+    return DlxNet(layers, input_shape, out, rows)
+
+
+def model_totals(model: DlxNet) -> tuple[int, int]:
+    return count_params(model)
+
+
+@torch.no_grad()
+def check_forward(model: nn.Module, input_shape: tuple) -> torch.Tensor:
+    """Run one small batch through the model (used by tests and `dlx summary --check`)."""
+    model.eval()
+    return model(torch.randn(2, *input_shape))

@@ -1,0 +1,70 @@
+"""`${...}` references to `model.vars`: whole-value references keep their type, and a small
+safe arithmetic/logic language (numbers, names, + - * / // % **, comparisons, and/or/not) is allowed."""
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from typing import Any
+
+from spec.errors import DlxError, did_you_mean
+
+_REF = re.compile(r"\$\{([^}]*)\}")
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+            ast.Gt: operator.gt, ast.GtE: operator.ge}
+
+
+def evaluate(expression: str, variables: dict, key: str) -> Any:
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        raise DlxError(f"'${{{expression}}}' is not a valid expression.", key=key) from None
+
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id not in variables:
+                raise DlxError(f"'${{{expression}}}' refers to '{node.id}', which model.vars does not define "
+                               f"(defined: {', '.join(sorted(variables)) or 'none'}).{did_you_mean(node.id, variables)}",
+                               key=key)
+            return variables[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Pow) and abs(right) > 64:
+                raise DlxError(f"exponent too large in '${{{expression}}}'.", key=key)
+            return _BINARY[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
+            value = walk(node.operand)
+            return -value if isinstance(node.op, ast.USub) else (not value if isinstance(node.op, ast.Not) else value)
+        if isinstance(node, ast.BoolOp):
+            values = [walk(v) for v in node.values]
+            return all(values) if isinstance(node.op, ast.And) else any(values)
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+            return _COMPARE[type(node.ops[0])](walk(node.left), walk(node.comparators[0]))
+        raise DlxError(f"'${{{expression}}}' uses something other than numbers, var names and arithmetic.", key=key)
+
+    try:
+        return walk(tree)
+    except DlxError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. ZeroDivisionError, TypeError between a str and an int
+        raise DlxError(f"'${{{expression}}}' could not be evaluated: {exc}.", key=key) from None
+
+
+def substitute(value: Any, variables: dict, key: str) -> Any:
+    """Replace ${...} references recursively; a string that is one whole reference keeps the value's type."""
+    if isinstance(value, str):
+        whole = _REF.fullmatch(value.strip())
+        if whole:
+            return evaluate(whole.group(1), variables, key)
+        return _REF.sub(lambda m: str(evaluate(m.group(1), variables, key)), value)
+    if isinstance(value, list):
+        return [substitute(v, variables, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: substitute(v, variables, f"{key}.{k}") for k, v in value.items()}
+    return value

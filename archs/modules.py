@@ -1,0 +1,91 @@
+"""PyTorch building blocks behind the vocabulary: Keras 'same' padding, pooling, activations."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archs.vocabulary import pair, same_padding
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "elu": nn.ELU, "selu": nn.SELU,
+    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras 3's default slope
+    "softmax": lambda: nn.Softmax(dim=1), "linear": nn.Identity,
+}
+
+
+def activation(name: str | None) -> nn.Module | None:
+    return None if name in (None, "linear") else _ACTIVATIONS[name]()
+
+
+def chain(*modules: nn.Module | None) -> nn.Module:
+    kept = [m for m in modules if m is not None]
+    return kept[0] if len(kept) == 1 else nn.Sequential(*kept)
+
+
+def padding_layer(shape, kernel, stride, dilation, padding: str, value: float = 0.0):
+    """(explicit pad module or None, padding for the conv itself) reproducing Keras's padding."""
+    if padding == "valid":
+        return None, 0
+    pads = [same_padding(size, k, s, d) for size, k, s, d in zip(shape[1:], kernel, stride, dilation)]
+    if all(before == after for before, after in pads):
+        return None, tuple(before for before, _ in pads)
+    (top, bottom), (left, right) = pads
+    return nn.ConstantPad2d((left, right, top, bottom), value), 0
+
+
+def conv(in_channels, out_channels, kernel, stride, padding, dilation, groups, bias) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, pair(kernel), pair(stride), padding, pair(dilation), groups, bias)
+
+
+def linear(in_features, out_features, bias) -> nn.Linear:
+    return nn.Linear(in_features, out_features, bias)
+
+
+def batch_norm(shape, momentum, eps, center, scale) -> nn.Module:
+    cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    norm = cls(shape[0], eps=eps, momentum=momentum, affine=center or scale)
+    if norm.affine and not (center and scale):  # Keras can drop beta or gamma alone: freeze the one dropped
+        (norm.bias if not center else norm.weight).requires_grad_(False)
+    return norm
+
+
+class AvgPoolSame(nn.Module):
+    """Average pooling with Keras 'same' padding: padded pixels are not counted in the mean."""
+
+    def __init__(self, pad: tuple[int, int, int, int], kernel, stride):
+        super().__init__()
+        self.pad, self.kernel, self.stride = pad, kernel, stride
+
+    def forward(self, x):
+        ones = torch.ones_like(x[:1, :1])
+        total = F.avg_pool2d(F.pad(x, self.pad), self.kernel, self.stride)
+        count = F.avg_pool2d(F.pad(ones, self.pad), self.kernel, self.stride)
+        return total / count
+
+
+def pool(kind: str, shape, kernel, stride, padding: str) -> nn.Module:
+    if padding == "valid":
+        return (nn.MaxPool2d if kind == "max" else nn.AvgPool2d)(kernel, stride)
+    (top, bottom), (left, right) = [same_padding(size, k, s) for size, k, s in zip(shape[1:], kernel, stride)]
+    if kind == "avg":
+        return AvgPoolSame((left, right, top, bottom), kernel, stride)
+    if top == bottom and left == right and top <= kernel[0] // 2 and left <= kernel[1] // 2:
+        return nn.MaxPool2d(kernel, stride, padding=(top, left))
+    return nn.Sequential(nn.ConstantPad2d((left, right, top, bottom), float("-inf")), nn.MaxPool2d(kernel, stride))
+
+
+def global_pool(kind: str) -> nn.Module:
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1) if kind == "avg" else nn.AdaptiveMaxPool2d(1), nn.Flatten())
+
+
+class Residual(nn.Module):
+    """y = body(x) + shortcut(x), optionally followed by an activation (Keras `layers.add`)."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module, post: nn.Module | None):
+        super().__init__()
+        self.body, self.shortcut = body, shortcut
+        self.post = post if post is not None else nn.Identity()
+
+    def forward(self, x):
+        return self.post(self.body(x) + self.shortcut(x))

@@ -1,0 +1,129 @@
+"""Layer lists (YAML) → validated layer nodes, torch-free.
+
+Accepted item forms, as in Keras: `- Flatten`, `- BatchNormalization: {}`, `- Dropout: 0.5`,
+`- Conv2D: [32, 3]` (positional), `- Conv2D: {filters: 32, kernel_size: 3, activation: relu}`.
+`${name}` references `model.vars`; `when: <bool>` (in the arguments or beside the layer) drops a
+layer when false; `Repeat` is expanded here, so nodes hold only concrete layers and `Residual`s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+import archs.vocabulary as vocabulary  # noqa: F401 - registers the layers
+from archs.expressions import substitute
+from archs.registry import layer_class
+from spec.errors import DlxError, unknown_name
+from spec.yamlio import load_yaml_mapping
+
+PRESET_DIR = Path(__file__).parent / "presets"
+MAX_LAYERS = 10_000
+
+
+@dataclass
+class LayerNode:
+    layer: vocabulary.Layer
+    key: str  # where it came from, e.g. "model.layers[3].Conv2D"
+    children: list["LayerNode"] = field(default_factory=list)  # Residual's body
+
+    @property
+    def type(self) -> str:
+        return type(self.layer).__name__
+
+
+def presets() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.yaml"))}
+
+
+def resolve_model(model) -> tuple[list, dict, str]:
+    """(raw layer list, vars, key prefix) from a ModelSpec, loading a preset when named."""
+    if model.preset is None:
+        return model.layers, dict(model.vars), "model.layers"
+    known = presets()
+    if model.preset not in known:
+        raise unknown_name("preset", model.preset, known, key="model.preset")
+    preset = load_yaml_mapping(known[model.preset], "preset")
+    return preset["layers"], {**preset.get("vars", {}), **model.vars}, f"preset:{model.preset}.layers"
+
+
+def parse_model(model) -> list[LayerNode]:
+    layers, variables, prefix = resolve_model(model)
+    counter = [0]
+    return parse_layers(layers, variables, prefix, counter)
+
+
+def parse_layers(items: Any, variables: dict, key: str, counter: list[int]) -> list[LayerNode]:
+    if not isinstance(items, list):
+        raise DlxError(f"expected a list of layers, got {type(items).__name__}.", key=key)
+    nodes: list[LayerNode] = []
+    for index, item in enumerate(items):
+        nodes.extend(parse_item(item, variables, f"{key}[{index}]", counter))
+    return nodes
+
+
+def _split_item(item: Any, key: str) -> tuple[str, Any, Any]:
+    """(layer name, raw arguments, raw `when`) of one list item."""
+    if isinstance(item, str):
+        return item, None, True
+    if isinstance(item, dict):
+        names = [k for k in item if k != "when"]
+        if len(names) == 1:
+            return names[0], item[names[0]], item.get("when", True)
+        raise DlxError(f"each layer item is one 'LayerName: arguments' pair, got keys {list(item)}.", key=key)
+    raise DlxError(f"expected a layer such as 'Conv2D: [32, 3]', got {item!r}.", key=key)
+
+
+def _arguments(cls, raw: Any, key: str) -> dict:
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return dict(raw)
+    values = raw if isinstance(raw, list) else [raw]
+    names = cls.positional
+    if len(values) > len(names):
+        raise DlxError(f"{cls.__name__} takes at most {len(names)} positional argument(s) "
+                       f"({', '.join(names) or 'none'}), got {len(values)}: {values!r}.", key=key)
+    return dict(zip(names, values))
+
+
+def parse_item(item: Any, variables: dict, key: str, counter: list[int]) -> list[LayerNode]:
+    counter[0] += 1
+    if counter[0] > MAX_LAYERS:
+        raise DlxError(f"the model has more than {MAX_LAYERS} layers; refusing to build it.", key=key)
+    name, raw, when = _split_item(item, key)
+    cls = layer_class(name, key)
+    key = f"{key}.{cls.__name__}"
+    args = substitute(_arguments(cls, raw, key), variables, key)
+    when = substitute(args.pop("when", when), variables, f"{key}.when")
+    if not isinstance(when, bool):
+        raise DlxError(f"'when' must be true or false, got {when!r}.", key=f"{key}.when")
+    if not when:
+        return []
+    try:
+        layer = cls.model_validate(args)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+        if error["type"] == "extra_forbidden":
+            from spec.errors import did_you_mean
+            known = [n for n in cls.model_fields]
+            message = f"{cls.__name__} has no argument '{where}'; its arguments are: {', '.join(known)}.{did_you_mean(where, known)}"
+        elif error["type"] == "missing":
+            message = f"{cls.__name__} needs '{where}'."
+        else:
+            message = error["msg"].removeprefix("Value error, ") + f" (got {error.get('input')!r})."
+        raise DlxError(message, key=f"{key}.{where}" if where else key) from None
+    if isinstance(layer, vocabulary.Repeat):
+        nodes = []
+        for _ in range(layer.times):
+            nodes.extend(parse_layers(layer.layers, variables, f"{key}.layers", counter))
+        return nodes
+    node = LayerNode(layer, key)
+    if isinstance(layer, vocabulary.Residual):
+        node.children = parse_layers(layer.layers, variables, f"{key}.layers", counter)
+        if not node.children:
+            raise DlxError("Residual needs at least one layer in 'layers' (all were removed by 'when').", key=key)
+    return [node]

@@ -1,0 +1,39 @@
+"""Shared CLI plumbing: the error boundary (DlxError → one paragraph, exit code 2) and consoles."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: key.path=value (YAML value).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+
+
+def friendly_errors(func):
+    """Turn DlxError into exit code 2 with one paragraph; Ctrl-C into exit code 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from spec.errors import DlxError
+        try:
+            return func(*args, **kwargs)
+        except DlxError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,36 @@
+"""The `dlx` command. Each command lives in its own `cli/*_cmd.py` module, listed in that module's
+COMMANDS, and imports heavy libraries (torch, optuna, ...) only when it runs."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+import cli
+
+app = typer.Typer(help="dlx: train, search and ensemble deep-learning models from YAML specs.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True)
+
+ORDER = ["train", "evaluate", "search", "ensemble", "predict", "runs", "report", "summary", "config"]
+
+
+def _register_commands() -> None:
+    commands = []
+    for info in pkgutil.iter_modules(cli.__path__):
+        if info.name.endswith("_cmd"):
+            commands.extend(importlib.import_module(f"cli.{info.name}").COMMANDS)
+    rank = {name: i for i, name in enumerate(ORDER)}
+    for command in sorted(commands, key=lambda f: rank.get(f.__name__, len(ORDER))):
+        app.command()(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Load an experiment spec: YAML → overrides → pydantic validation → layer-list check."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from spec.errors import DlxError, did_you_mean
+from spec.overrides import apply_overrides
+from spec.schema import ExperimentSpec
+from spec.yamlio import line_of, load_yaml_mapping, read_text
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the nested model that a validation error location points into."""
+    current: Any = model
+    for part in loc[:-1]:
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        annotation = fields[part].annotation
+        current = next((a for a in getattr(annotation, "__args__", (annotation,)) if hasattr(a, "model_fields")),
+                       annotation)
+    return list(getattr(current, "model_fields", {}))
+
+
+def _describe(error: dict, model: type[BaseModel]) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        known = _fields_at(model, loc)
+        return (f"unknown key '{loc[-1]}'; expected one of: {', '.join(known)}.{did_you_mean(str(loc[-1]), known)}")
+    if kind == "missing":
+        return "this key is required but missing."
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if kind != "value_error" and not isinstance(got, (dict, list)):
+        message = f"{message} (got {got!r})"
+    return message[0].lower() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+def validation_error(exc: ValidationError, model: type[BaseModel], file, text: str | None) -> DlxError:
+    """Turn pydantic's report into one DlxError naming the first problem (and counting the rest)."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))]
+    key = ".".join(str(p) for p in loc) or None
+    more = f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} after this one.)" if len(errors) > 1 else ""
+    line = line_of(text, loc) if text else None
+    return DlxError(_describe(first, model) + more, file=file, key=key, line=line)
+
+
+def validate_spec(data: dict, file: str | Path | None = None, text: str | None = None) -> ExperimentSpec:
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, ExperimentSpec, file, text) from None
+    from archs.parse import parse_model  # torch-free: checks layer names, arguments and ${vars}
+    try:
+        parse_model(spec.model)
+    except DlxError as exc:
+        raise DlxError(exc.message, file=file, key=exc.key, hint=exc.hint,
+                       line=line_of(text, _split_key(exc.key)) if text and exc.key else None) from None
+    return spec
+
+
+def _split_key(key: str) -> list:
+    parts: list = []
+    for part in key.replace("[", ".").replace("]", "").split("."):
+        parts.append(int(part) if part.isdigit() else part)
+    return parts
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:
+    """Read, override and validate a spec file. Raises DlxError with file and key path."""
+    path = Path(path)
+    data = load_yaml_mapping(path, "spec")
+    text = read_text(path) if not overrides else None
+    return validate_spec(apply_overrides(data, overrides), path, text)
+
+
+def spec_to_dict(spec: ExperimentSpec) -> dict:
+    return spec.model_dump(mode="json")

@@ -1,0 +1,140 @@
+"""The experiment spec: one small pydantic model per YAML section.
+
+Validation here is torch-free so that `dlx config` stays fast; layer lists are
+checked by `archs.parse` (also torch-free) when the spec is loaded.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn", "image_folder", "npz")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentSpec(Section):
+    random_crop_padding: int = Field(0, ge=0, le=64, description="pixels of zero padding before a random crop; 0 = off")
+    horizontal_flip: bool = Field(False, description="flip images left-right with probability 0.5")
+
+
+class DataSpec(Section):
+    dataset: str = Field("digits", description="one of " + ", ".join(DATASETS))
+    root: str = Field("data", description="folder holding torchvision datasets in their on-disk formats")
+    download: bool = Field(False, description="let torchvision download missing files (needs a network)")
+    path: Optional[str] = Field(None, description="image_folder: the folder of class folders; npz: the .npz file")
+    image_size: Optional[Union[int, tuple[int, int]]] = Field(None, description="image_folder: resize to this (h, w)")
+    grayscale: bool = Field(False, description="image_folder: convert images to one channel")
+    val_split: float = Field(0.1, gt=0.0, lt=1.0, description="fraction of the training set held out for validation")
+    test_split: float = Field(0.2, gt=0.0, lt=1.0, description="fraction held out as test set when the data has none")
+    split_seed: int = Field(0, description="seed of the validation/test split; keep it fixed to compare runs")
+    normalize: bool = Field(True, description="standardise with mean/std of the training split")
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    in_memory: Optional[bool] = Field(None, description="image_folder: hold decoded images in memory (default: auto)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        from spec.errors import did_you_mean
+        if value not in DATASETS:
+            raise ValueError(f"unknown dataset '{value}'; expected one of: {', '.join(DATASETS)}.{did_you_mean(value, DATASETS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _path_needed(self):
+        if self.dataset in ("image_folder", "npz") and not self.path:
+            raise ValueError(f"dataset '{self.dataset}' needs 'path:' (the {'folder of class folders' if self.dataset == 'image_folder' else '.npz file'})")
+        return self
+
+
+class ModelSpec(Section):
+    preset: Optional[str] = Field(None, description="a named architecture from archs/presets (instead of layers)")
+    layers: Optional[list[Any]] = Field(None, description="Keras-style layer list; see README")
+    vars: dict[str, Any] = Field(default_factory=dict, description="values that layers reference as ${name}")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.preset is None and not self.layers:
+            raise ValueError("give either 'preset:' or a non-empty 'layers:' list")
+        if self.preset is not None and self.layers:
+            raise ValueError("give either 'preset:' or 'layers:', not both")
+        return self
+
+
+class OptimizerSpec(Section):
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="learning rate")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd/rmsprop momentum")
+    nesterov: bool = Field(False, description="sgd only")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw")
+
+
+class SchedulerSpec(Section):
+    name: Literal["none", "cosine", "step", "onecycle"] = "none"
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up before the schedule (not for onecycle)")
+    step_size: int = Field(10, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: decay factor")
+    min_lr: float = Field(0.0, ge=0.0, description="cosine: final learning rate")
+
+
+class EarlyStoppingSpec(Section):
+    patience: Optional[int] = Field(None, ge=1, description="epochs without improvement before stopping; null = off")
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class LogSpec(Section):
+    tensorboard: bool = False
+
+
+class TrainSpec(Section):
+    epochs: int = Field(10, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    grad_clip: Optional[float] = Field(None, gt=0.0, description="clip the gradient norm to this value")
+    metric: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="picks the best epoch")
+    early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
+    compile: bool = Field(False, description="torch.compile the model")
+    log: LogSpec = Field(default_factory=LogSpec)
+
+
+class DeviceSpec(Section):
+    type: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 autocast on CUDA, fp32 elsewhere")
+    channels_last: Literal["auto", True, False] = "auto"
+    threads: Optional[int] = Field(None, ge=1, le=1024, description="torch CPU threads (default: all cores)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        return {"type": value} if isinstance(value, str) else value
+
+
+class OutputSpec(Section):
+    dir: str = Field("runs", description="parent folder of run folders")
+    save_last: bool = Field(True, description="write checkpoints/last.pt each epoch (needed for --resume)")
+
+
+class ExperimentSpec(Section):
+    name: str = "experiment"
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    device: DeviceSpec = Field(default_factory=DeviceSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value) or ".." in value:
+            raise ValueError("a run name may use letters, digits, '_', '-', '.' (max 100, no '..', no '/'), "
+                             f"so it can't place files outside the output folder; got {value!r}")
+        return value

@@ -1,0 +1,76 @@
+"""The checkpoint format: only tensors and plain Python values, so `torch.load(weights_only=True)`
+reads it; written atomically (temporary file, fsync, rename) so a kill never leaves half a file."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from spec.errors import DlxError
+
+FORMAT = "dlx-checkpoint-1"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call write(file_object) on a temporary file beside `path`, fsync it, then rename over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: str | Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    try:
+        atomic_write(path, lambda handle: torch.save({"format": FORMAT, **state}, handle))
+    except OSError as exc:
+        raise DlxError(f"could not write the checkpoint ({exc.strerror}); the previous checkpoint is intact.",
+                       file=path) from None
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load with weights_only=True: a checkpoint carrying code is refused, and the code never runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise DlxError("checkpoint not found.", file=path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        raise DlxError(f"refusing to load this checkpoint: it holds something other than tensors and plain values "
+                       f"({first[:200]}). dlx never unpickles code.", file=path) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise DlxError(f"the checkpoint is corrupt or truncated ({str(exc).splitlines()[0][:200]}).", file=path) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DlxError(f"not a dlx checkpoint (expected format '{FORMAT}').", file=path)
+    return state

@@ -1,0 +1,135 @@
+"""The training loop: epochs over in-memory tensors, metrics accumulated on the device (no per-batch
+host sync), validation each epoch, atomic checkpoints, early stopping, exact resume."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from spec.errors import DlxError
+
+
+class NonFiniteLoss(DlxError):
+    """The loss became NaN or infinite: the run stops and keeps its last good checkpoint."""
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training and must survive a resume."""
+
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: Optional[float] = None
+    bad_epochs: int = 0
+
+
+def better(metric: str, value: float, best: Optional[float], min_delta: float = 0.0) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best + min_delta if metric == "val_accuracy" else value < best - min_delta
+
+
+def train_epoch(model, data, optimizer, scheduler, spec, generator, augment, plan, progress, epoch) -> EpochStats:
+    model.train()
+    batch_size = spec.train.batch_size
+    batches = max(1, math.ceil(len(data) / batch_size))
+    device = data.y.device
+    losses = torch.zeros(batches, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    start = time.perf_counter()
+
+    def running():  # called by the progress display a few times a second, not per batch
+        done = max(1, seen)
+        return float(losses.sum()) / done, float(correct) / done
+
+    for index, (x, y) in enumerate(data.batches(batch_size, generator, augment)):
+        if plan.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with plan.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=spec.train.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.train.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        losses[index] = loss.detach().float() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        progress.batch(index, seen, running)
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        bad = int((~finite).nonzero()[0])
+        raise NonFiniteLoss(f"the training loss became non-finite at epoch {epoch}, batch {bad + 1}; training "
+                            f"stopped and the checkpoint of epoch {epoch - 1} is kept. Try a lower "
+                            "train.optimizer.lr or train.grad_clip.", key="train")
+    seconds = time.perf_counter() - start
+    return EpochStats(float(losses.sum()) / max(1, seen), float(correct) / max(1, seen), seen, seconds)
+
+
+@torch.inference_mode()
+def predict_logits(model, data, plan, batch_size: int = 1024) -> torch.Tensor:
+    model.eval()
+    outputs = []
+    for x, _ in data.batches(batch_size):
+        if plan.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with plan.autocast():
+            outputs.append(model(x).float())
+    return torch.cat(outputs) if outputs else torch.zeros(0)
+
+
+@torch.inference_mode()
+def evaluate(model, data, plan, batch_size: int = 1024) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over a whole split."""
+    logits = predict_logits(model, data, plan, batch_size)
+    if len(data) == 0:
+        return float("nan"), float("nan")
+    loss = F.cross_entropy(logits, data.y).item()
+    accuracy = (logits.argmax(1) == data.y).float().mean().item()
+    return loss, accuracy
+
+
+def fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generator, augment, plan, state: TrainState,
+        progress, save: Callable, on_epoch: Optional[Callable] = None) -> TrainState:
+    """Train from state.epoch + 1 to spec.train.epochs; `save(state, improved)` persists each epoch."""
+    metric, stopping = spec.train.metric, spec.train.early_stopping
+    while state.epoch < spec.train.epochs:
+        epoch = state.epoch + 1
+        progress.start_epoch(epoch, spec.train.epochs, max(1, math.ceil(len(data_train) / spec.train.batch_size)))
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_epoch(runner, data_train, optimizer, scheduler, spec, generator, augment, plan, progress, epoch)
+        val_loss, val_accuracy = evaluate(runner, data_val, plan)
+        row = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy, "val_loss": val_loss,
+               "val_accuracy": val_accuracy, "lr": lr, "seconds": stats.seconds,
+               "images_per_second": stats.images / max(stats.seconds, 1e-9)}
+        score = row[metric]
+        improved = better(metric, score, state.best_score, stopping.min_delta)
+        state.epoch, state.history = epoch, state.history + [row]
+        if improved:
+            state.best_epoch, state.best_score, state.bad_epochs = epoch, score, 0
+        else:
+            state.bad_epochs += 1
+        save(state, improved)
+        progress.end_epoch(row)
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+        if stopping.patience and state.bad_epochs >= stopping.patience:
+            progress.note(f"early stopping: {metric} has not improved for {state.bad_epochs} epochs.")
+            break
+    return state

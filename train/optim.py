@@ -1,0 +1,45 @@
+"""Optimiser and learning-rate schedule registries (names as in the spec's `train` section)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+OPTIMIZERS = {
+    "sgd": lambda p, o: torch.optim.SGD(p, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0,
+                                        weight_decay=o.weight_decay),
+    "adam": lambda p, o: torch.optim.Adam(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay),
+    "adamw": lambda p, o: torch.optim.AdamW(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay),
+    "rmsprop": lambda p, o: torch.optim.RMSprop(p, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay),
+}
+
+
+def make_optimizer(model: torch.nn.Module, spec) -> torch.optim.Optimizer:
+    return OPTIMIZERS[spec.name](model.parameters(), spec)
+
+
+def lr_factor(schedule, base_lr: float, steps_per_epoch: int, epochs: int):
+    """Multiplier of the base learning rate at each optimizer step (stepped once per batch)."""
+    warmup = schedule.warmup_epochs * steps_per_epoch
+    total = max(1, epochs * steps_per_epoch - warmup)
+    min_ratio = schedule.min_lr / base_lr
+
+    def after_warmup(step: int) -> float:
+        if schedule.name == "cosine":
+            return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        if schedule.name == "step":
+            return schedule.gamma ** (step // (schedule.step_size * steps_per_epoch))
+        return 1.0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return after_warmup(step - warmup)
+
+    return factor
+
+
+def make_scheduler(optimizer, schedule, base_lr: float, steps_per_epoch: int, epochs: int):
+    if schedule.name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base_lr, total_steps=max(2, steps_per_epoch * epochs))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(schedule, base_lr, steps_per_epoch, epochs))

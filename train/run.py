@@ -1,0 +1,159 @@
+"""`dlx train` as a Python function: spec → run folder with metrics, checkpoints and summary."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from spec.errors import DlxError
+from spec.load import spec_to_dict, validate_spec
+from spec.schema import ExperimentSpec
+from spec.yamlio import dump_yaml
+from train.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from train.rundir import ensure_writable, new_run_dir, read_json, write_metrics, write_summary
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict
+
+
+def build_for(spec: ExperimentSpec, splits):
+    from archs.builder import build_model
+    return build_model(spec.model, splits.input_shape, splits.classes)
+
+
+def data_record(splits) -> dict:
+    """Preprocessing that travels with every checkpoint, so a run can be used without its dataset."""
+    return {"mean": splits.mean.tolist(), "std": splits.std.tolist(), "scale": splits.scale,
+            "class_names": list(splits.class_names), "input_shape": list(splits.input_shape)}
+
+
+def _summary(spec, state, model_params, status, plan, started_wall, extra=None) -> dict:
+    history = state.history
+    best = history[state.best_epoch - 1] if state.best_epoch else {}
+    train_seconds = sum(r["seconds"] for r in history)
+    images = sum(r["images_per_second"] * r["seconds"] for r in history)
+    return {"name": spec.name, "dataset": spec.data.dataset, "status": status, "best_epoch": state.best_epoch,
+            "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"), "test_accuracy": None,
+            "test_loss": None, "trainable_params": model_params, "epochs": state.epoch,
+            "wall_seconds": started_wall + 0.0, "images_per_second": images / train_seconds if train_seconds else None,
+            "device": str(plan.device), "torch_version": torch.__version__, **(extra or {})}
+
+
+def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Optional[str | Path] = None,
+          quiet: bool = True, on_epoch: Optional[Callable] = None, progress=None) -> RunResult:
+    """Train `spec` into a new run folder (or `out`), or continue the run folder `resume`."""
+    from archs.builder import count_params
+    from train.data import check_split_compatible, load_splits
+    from train.data.tensors import TensorData, make_augment
+    from train.device import pick_device
+    from train.loop import TrainState, evaluate, fit
+    from train.optim import make_optimizer, make_scheduler
+    from train.progress import make_progress
+
+    checkpoint = None
+    if resume is not None:
+        run_dir = Path(resume)
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt") if (run_dir / "checkpoints" / "last.pt").exists() \
+            else _no_checkpoint(run_dir)
+        spec = validate_spec(checkpoint["spec"], file=run_dir / "checkpoints" / "last.pt")
+        ensure_writable(run_dir)
+    elif out is not None:
+        run_dir = ensure_writable(out)
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            raise DlxError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it, or another --out.")
+    else:
+        run_dir = new_run_dir(spec.output.dir, spec.name)
+
+    plan = pick_device(spec.device)
+    splits = load_splits(spec.data)
+    split_path = run_dir / "split.json"
+    if checkpoint is not None and split_path.exists():
+        reason = check_split_compatible(read_json(split_path, {}), splits.split_record)
+        if reason:
+            raise DlxError(f"the dataset or its split changed since this run started ({reason}); can't resume.",
+                           file=split_path)
+    torch.manual_seed(spec.seed)
+    model = build_for(spec, splits).to(plan.device)
+    if plan.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    runner = torch.compile(model) if spec.train.compile else model
+    data_train = TensorData(splits, "train", plan.device)
+    data_val = TensorData(splits, "val", plan.device)
+    steps = max(1, -(-len(data_train) // spec.train.batch_size))
+    optimizer = make_optimizer(model, spec.train.optimizer)
+    scheduler = make_scheduler(optimizer, spec.train.scheduler, spec.train.optimizer.lr, steps, spec.train.epochs)
+    generator = torch.Generator().manual_seed(spec.seed)
+    state = TrainState()
+    spec_dict = spec_to_dict(spec)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        generator.set_state(checkpoint["rng"]["generator"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        state = TrainState(**checkpoint["train_state"])
+    else:
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(spec_dict))
+        atomic_write_json(split_path, splits.split_record)
+    record = data_record(splits)
+    trainable = count_params(model)[0]
+    wall_start = time.perf_counter()
+    wall_before = (read_json(run_dir / "summary.json", {}) or {}).get("wall_seconds") or 0.0 if checkpoint else 0.0
+
+    def elapsed():
+        return wall_before + time.perf_counter() - wall_start
+
+    def save(current: TrainState, improved: bool) -> None:
+        weights = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+        common = {"model": weights, "spec": spec_dict, "data": record, "epoch": current.epoch,
+                  "metrics": current.history[-1]}
+        if improved:
+            save_checkpoint(run_dir / "checkpoints" / "best.pt", common)
+        if spec.output.save_last:
+            save_checkpoint(run_dir / "checkpoints" / "last.pt", {
+                **common, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
+                "train_state": current.__dict__.copy()})
+        write_metrics(run_dir, current.history)
+        write_summary(run_dir, _summary(spec, current, trainable, "running", plan, elapsed()))
+
+    progress = progress or make_progress(quiet)
+    write_summary(run_dir, _summary(spec, state, trainable, "running", plan, elapsed()))
+    try:
+        state = fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generator, make_augment(spec.data.augment),
+                    plan, state, progress, save, on_epoch)
+    except KeyboardInterrupt:
+        progress.close()
+        write_summary(run_dir, _summary(spec, state, trainable, "interrupted", plan, elapsed()))
+        raise
+    except DlxError as exc:
+        progress.close()
+        write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed(), {"error": exc.message}))
+        raise DlxError(exc.message, file=run_dir, key=exc.key) from None
+    except BaseException:
+        progress.close()
+        write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed()))
+        raise
+    progress.close()
+    test_loss = test_accuracy = None
+    if state.best_epoch and (run_dir / "checkpoints" / "best.pt").exists():
+        model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt", plan.device)["model"])
+        test_loss, test_accuracy = evaluate(model, TensorData(splits, "test", plan.device), plan)
+    summary = _summary(spec, state, trainable, "finished", plan, elapsed(),
+                       {"test_accuracy": test_accuracy, "test_loss": test_loss,
+                        "stopped_early": state.epoch < spec.train.epochs})
+    write_summary(run_dir, summary)
+    return RunResult(run_dir, summary)
+
+
+def _no_checkpoint(run_dir: Path):
+    if not run_dir.is_dir():
+        raise DlxError("no such run folder to resume.", file=run_dir)
+    raise DlxError("this folder has no checkpoints/last.pt to resume from (is it a dlx run folder?).", file=run_dir)
