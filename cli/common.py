@@ -1,6 +1,7 @@
 """Shared CLI plumbing: the error boundary (DlxError → one paragraph, exit code 2) and consoles."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -33,6 +34,18 @@ def friendly_errors(func):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def located_in(path):
+    """Errors raised while using a spec (e.g. building its model) name the spec file."""
+    from spec.errors import DlxError
+    try:
+        yield
+    except DlxError as exc:
+        if exc.file is None and path is not None:
+            raise exc.with_context(file=path) from None
+        raise
 
 
 def print_json(data) -> None:

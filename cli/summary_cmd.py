@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, SetOption, console, friendly_errors, print_json
+from cli.common import JsonOption, SetOption, console, friendly_errors, located_in, print_json
 
 
 @friendly_errors
@@ -15,7 +15,9 @@ def summary(config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).
     """Show each layer's output shape and parameters, as Keras's model.summary()."""
     from archs.summary import summarize
     from spec.load import load_spec
-    result = summarize(load_spec(config, set))
+    spec = load_spec(config, set)
+    with located_in(config):
+        result = summarize(spec)
     if json:
         print_json(result)
         return
