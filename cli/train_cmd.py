@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, QuietOption, SetOption, console, friendly_errors, print_json
+from cli.common import JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, print_json
 
 
 @friendly_errors
@@ -17,7 +17,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
           quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Train a model from a YAML spec and write a run folder."""
     from spec.errors import DlxError
-    from train.run import train as run_training
+    from train.run import TrainingInterrupted, train as run_training
     if (config is None) == (resume is None):
         raise DlxError("give a spec file (dlx train CONFIG) or --resume RUN_DIR, not both.")
     spec = None
@@ -26,14 +26,22 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
         spec = load_spec(config, set)
     elif set:
         raise DlxError("--set can't change a run being resumed; its spec is fixed in its checkpoint.")
-    result = run_training(spec, out=out, resume=resume, quiet=quiet or json)
+    try:
+        result = run_training(spec, out=out, resume=resume, quiet=quiet or json)
+    except TrainingInterrupted as stop:
+        err_console.print(f"interrupted; {stop.run_dir}/checkpoints/last.pt holds epoch {stop.epoch}. Continue with: "
+                          f"dlx train --resume {stop.run_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     if json:
         print_json({"run_dir": str(result.run_dir), **result.summary})
         return
     s = result.summary
-    console.print(f"run folder: {result.run_dir}\nbest epoch {s['best_epoch']}: val_accuracy {s['val_accuracy']:.4f}  "
-                  f"val_loss {s['val_loss']:.4f}\ntest_accuracy {s['test_accuracy']:.4f}  test_loss {s['test_loss']:.4f}",
-                  highlight=False)
+
+    def fmt(value):
+        return "-" if value is None else f"{value:.4f}"
+    console.print(f"run folder: {result.run_dir}\nbest epoch {s['best_epoch']}: val_accuracy {fmt(s['val_accuracy'])}  "
+                  f"val_loss {fmt(s['val_loss'])}\ntest_accuracy {fmt(s['test_accuracy'])}  test_loss "
+                  f"{fmt(s['test_loss'])}", highlight=False)
 
 
 @friendly_errors

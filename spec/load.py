@@ -71,10 +71,17 @@ def _split_key(key: str) -> list:
     return parts
 
 
+def expand_shorthands(data: dict) -> dict:
+    """`device: cpu` → `device: {type: cpu}`, so that `--set device.threads=2` can still be applied."""
+    if isinstance(data.get("device"), str):
+        data = {**data, "device": {"type": data["device"]}}
+    return data
+
+
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:
     """Read, override and validate a spec file. Raises DlxError with file and key path."""
     path = Path(path)
-    data = load_yaml_mapping(path, "spec")
+    data = expand_shorthands(load_yaml_mapping(path, "spec"))
     text = read_text(path) if not overrides else None
     return validate_spec(apply_overrides(data, overrides), path, text)
 

@@ -6,11 +6,13 @@ checked by `archs.parse` (also torch-free) when the spec is loaded.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn", "image_folder", "npz")
+UnitInterval = Annotated[float, Field(ge=0.0, lt=1.0)]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -28,14 +30,14 @@ class DataSpec(Section):
     root: str = Field("data", description="folder holding torchvision datasets in their on-disk formats")
     download: bool = Field(False, description="let torchvision download missing files (needs a network)")
     path: Optional[str] = Field(None, description="image_folder: the folder of class folders; npz: the .npz file")
-    image_size: Optional[Union[int, tuple[int, int]]] = Field(None, description="image_folder: resize to this (h, w)")
+    image_size: Optional[Union[PositiveInt, tuple[PositiveInt, PositiveInt]]] = Field(
+        None, description="image_folder: resize to this (h, w)")
     grayscale: bool = Field(False, description="image_folder: convert images to one channel")
     val_split: float = Field(0.1, gt=0.0, lt=1.0, description="fraction of the training set held out for validation")
     test_split: float = Field(0.2, gt=0.0, lt=1.0, description="fraction held out as test set when the data has none")
-    split_seed: int = Field(0, description="seed of the validation/test split; keep it fixed to compare runs")
+    split_seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the validation/test split; keep it fixed to compare runs")
     normalize: bool = Field(True, description="standardise with mean/std of the training split")
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
-    in_memory: Optional[bool] = Field(None, description="image_folder: hold decoded images in memory (default: auto)")
 
     @field_validator("dataset")
     @classmethod
@@ -72,7 +74,7 @@ class OptimizerSpec(Section):
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd/rmsprop momentum")
     nesterov: bool = Field(False, description="sgd only")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw")
+    betas: tuple[UnitInterval, UnitInterval] = Field((0.9, 0.999), description="adam/adamw")
 
 
 class SchedulerSpec(Section):

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -58,19 +59,30 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
                        file=path) from None
 
 
+def _unpickling_reason(exc: Exception) -> str:
+    """The line of torch's weights-only refusal that names what was refused (its first line is boilerplate)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (named or lines or ["unsupported content"])[0][:200]
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load with weights_only=True: a checkpoint carrying code is refused, and the code never runs."""
     path = Path(path)
     if not path.is_file():
         raise DlxError("checkpoint not found.", file=path)
+    if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+        raise DlxError(f"the checkpoint is corrupt or truncated (not a torch.save archive, {path.stat().st_size} "
+                       "bytes); restore it or start a new run.", file=path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
         raise DlxError(f"refusing to load this checkpoint: it holds something other than tensors and plain values "
-                       f"({first[:200]}). dlx never unpickles code.", file=path) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise DlxError(f"the checkpoint is corrupt or truncated ({str(exc).splitlines()[0][:200]}).", file=path) from None
+                       f"({_unpickling_reason(exc)}). dlx never unpickles code.", file=path) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DlxError(f"the checkpoint is corrupt or truncated ({first[:200]}); restore it or start a new run.",
+                       file=path) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DlxError(f"not a dlx checkpoint (expected format '{FORMAT}').", file=path)
     return state

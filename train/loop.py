@@ -2,7 +2,10 @@
 host sync), validation each epoch, atomic checkpoints, early stopping, exact resume."""
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -34,6 +37,23 @@ class TrainState:
     best_epoch: int = 0
     best_score: Optional[float] = None
     bad_epochs: int = 0
+
+
+@contextlib.contextmanager
+def deferred_sigint():
+    """Hold Ctrl-C until the block ends, so a checkpoint, the metrics and the state describing it are written
+    together; the KeyboardInterrupt is raised once they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, None)
 
 
 def better(metric: str, value: float, best: Optional[float], min_delta: float = 0.0) -> bool:
@@ -75,9 +95,10 @@ def train_epoch(model, data, optimizer, scheduler, spec, generator, augment, pla
     finite = torch.isfinite(losses)
     if not bool(finite.all()):
         bad = int((~finite).nonzero()[0])
-        raise NonFiniteLoss(f"the training loss became non-finite at epoch {epoch}, batch {bad + 1}; training "
-                            f"stopped and the checkpoint of epoch {epoch - 1} is kept. Try a lower "
-                            "train.optimizer.lr or train.grad_clip.", key="train")
+        kept = f"the checkpoints of epoch {epoch - 1} are kept" if epoch > 1 else "no checkpoint was written"
+        raise NonFiniteLoss(f"the training loss became non-finite (NaN or inf) at epoch {epoch}, batch {bad + 1} of "
+                            f"{batches}; training stopped and {kept}. Check the data for NaN/inf values, or try a "
+                            "lower train.optimizer.lr, train.grad_clip or batch normalisation.", key="train")
     seconds = time.perf_counter() - start
     return EpochStats(float(losses.sum()) / max(1, seen), float(correct) / max(1, seen), seen, seconds)
 
@@ -120,12 +141,11 @@ def fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generat
                "images_per_second": stats.images / max(stats.seconds, 1e-9)}
         score = row[metric]
         improved = better(metric, score, state.best_score, stopping.min_delta)
-        state.epoch, state.history = epoch, state.history + [row]
-        if improved:
-            state.best_epoch, state.best_score, state.bad_epochs = epoch, score, 0
-        else:
-            state.bad_epochs += 1
-        save(state, improved)
+        best = (epoch, score, 0) if improved else (state.best_epoch, state.best_score, state.bad_epochs + 1)
+        done = TrainState(epoch, state.history + [row], *best)
+        with deferred_sigint():  # the state moves on only together with its checkpoint
+            save(done, improved)
+            state.__dict__.update(done.__dict__)
         progress.end_epoch(row)
         if on_epoch is not None:
             on_epoch(epoch, row)

@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from spec.errors import DlxError
+
 OPTIMIZERS = {
     "sgd": lambda p, o: torch.optim.SGD(p, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0,
                                         weight_decay=o.weight_decay),
@@ -15,7 +17,10 @@ OPTIMIZERS = {
 
 
 def make_optimizer(model: torch.nn.Module, spec) -> torch.optim.Optimizer:
-    return OPTIMIZERS[spec.name](model.parameters(), spec)
+    try:
+        return OPTIMIZERS[spec.name](model.parameters(), spec)
+    except ValueError as exc:  # torch's own range checks, e.g. betas outside [0, 1)
+        raise DlxError(f"{spec.name} rejects these settings: {exc}.", key="train.optimizer") from None
 
 
 def lr_factor(schedule, base_lr: float, steps_per_epoch: int, epochs: int):

@@ -16,6 +16,17 @@ from train.checkpoint import atomic_write_json, atomic_write_text, load_checkpoi
 from train.rundir import ensure_writable, new_run_dir, read_json, write_metrics, write_summary
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; `run_dir` holds a resumable checkpoints/last.pt of epoch `epoch`."""
+
+    def __init__(self, run_dir: Path, epoch: int):
+        super().__init__(f"interrupted after epoch {epoch}")
+        self.run_dir, self.epoch = run_dir, epoch
+
+
+RESUME_KEYS = ("model", "optimizer", "scheduler", "rng", "train_state", "spec")
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -46,8 +57,10 @@ def _summary(spec, state, model_params, status, plan, started_wall, extra=None) 
 
 
 def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Optional[str | Path] = None,
-          quiet: bool = True, on_epoch: Optional[Callable] = None, progress=None) -> RunResult:
-    """Train `spec` into a new run folder (or `out`), or continue the run folder `resume`."""
+          quiet: bool = True, on_epoch: Optional[Callable] = None, progress=None, test: bool = True) -> RunResult:
+    """Train `spec` into a new run folder (or `out`), or continue the run folder `resume`.
+
+    `test=False` skips the test-set evaluation (a search scores only its best trial on test data)."""
     from archs.builder import count_params
     from train.data import check_split_compatible, load_splits
     from train.data.tensors import TensorData, make_augment
@@ -59,9 +72,12 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
-        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt") if (run_dir / "checkpoints" / "last.pt").exists() \
-            else _no_checkpoint(run_dir)
-        spec = validate_spec(checkpoint["spec"], file=run_dir / "checkpoints" / "last.pt")
+        last = run_dir / "checkpoints" / "last.pt"
+        checkpoint = load_checkpoint(last) if last.exists() else _no_checkpoint(run_dir)
+        missing = [key for key in RESUME_KEYS if key not in checkpoint]
+        if missing:
+            raise DlxError(f"this checkpoint lacks {', '.join(missing)}, so it can't continue a run.", file=last)
+        spec = validate_spec(checkpoint["spec"], file=last)
         ensure_writable(run_dir)
     elif out is not None:
         run_dir = ensure_writable(out)
@@ -92,12 +108,7 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     state = TrainState()
     spec_dict = spec_to_dict(spec)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["rng"]["generator"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        state = TrainState(**checkpoint["train_state"])
+        state = _restore(checkpoint, run_dir, model, optimizer, scheduler, generator)
     else:
         (run_dir / "checkpoints").mkdir(exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", dump_yaml(spec_dict))
@@ -126,13 +137,18 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
 
     progress = progress or make_progress(quiet)
     write_summary(run_dir, _summary(spec, state, trainable, "running", plan, elapsed()))
+    test_loss = test_accuracy = None
     try:
         state = fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generator, make_augment(spec.data.augment),
                     plan, state, progress, save, on_epoch)
+        progress.close()
+        if test and state.best_epoch and (run_dir / "checkpoints" / "best.pt").exists():  # test data: once, at the end
+            model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt", plan.device)["model"])
+            test_loss, test_accuracy = evaluate(model, TensorData(splits, "test", plan.device), plan)
     except KeyboardInterrupt:
         progress.close()
         write_summary(run_dir, _summary(spec, state, trainable, "interrupted", plan, elapsed()))
-        raise
+        raise TrainingInterrupted(run_dir, state.epoch) from None
     except DlxError as exc:
         progress.close()
         write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed(), {"error": exc.message}))
@@ -141,16 +157,26 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
         progress.close()
         write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed()))
         raise
-    progress.close()
-    test_loss = test_accuracy = None
-    if state.best_epoch and (run_dir / "checkpoints" / "best.pt").exists():
-        model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt", plan.device)["model"])
-        test_loss, test_accuracy = evaluate(model, TensorData(splits, "test", plan.device), plan)
     summary = _summary(spec, state, trainable, "finished", plan, elapsed(),
                        {"test_accuracy": test_accuracy, "test_loss": test_loss,
                         "stopped_early": state.epoch < spec.train.epochs})
     write_summary(run_dir, summary)
     return RunResult(run_dir, summary)
+
+
+def _restore(checkpoint: dict, run_dir: Path, model, optimizer, scheduler, generator):
+    """Put model, optimizer, schedule and both random generators back as they were after the saved epoch."""
+    from train.loop import TrainState
+    try:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        generator.set_state(checkpoint["rng"]["generator"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        return TrainState(**checkpoint["train_state"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise DlxError(f"the checkpoint doesn't match the run it belongs to ({str(exc).splitlines()[0][:200]}).",
+                       file=run_dir / "checkpoints" / "last.pt") from None
 
 
 def _no_checkpoint(run_dir: Path):

@@ -89,3 +89,8 @@ def test_layer_names_are_case_insensitive_for_pytorch_habits(write_yaml):
     from archs.parse import parse_model
     spec = load_spec(write_yaml("model: {layers: [{conv2d: [3, 3]}, {batchnormalization: {}}]}\n"))
     assert [n.type for n in parse_model(spec.model)] == ["Conv2D", "BatchNormalization"]
+
+
+def test_set_reaches_into_a_shorthand_section(write_yaml):
+    spec = load_spec(write_yaml(MINIMAL + "device: cpu\n"), ["device.threads=1"])
+    assert spec.device.type == "cpu" and spec.device.threads == 1

@@ -1,0 +1,122 @@
+"""Datasets as in-memory tensors, split into train / validation / test.
+
+The test set is never used for training, early stopping or selection. Normalisation statistics
+come from the training split only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from spec.errors import DlxError
+from train.data.split import fingerprint, stratified_split
+
+_STATIC_INFO = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10),
+                "kmnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
+                "svhn": ((3, 32, 32), 10)}
+
+
+@dataclass
+class DatasetInfo:
+    input_shape: tuple
+    classes: int
+
+
+@dataclass
+class Splits:
+    """Raw arrays of each split (numpy), the class names and the normalisation to apply per batch."""
+
+    x: dict  # split name → numpy array (N, C, H, W) or (N, F)
+    y: dict
+    class_names: list[str]
+    scale: float
+    mean: np.ndarray
+    std: np.ndarray
+    split_record: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.x["train"].shape[1:])
+
+    @property
+    def classes(self) -> int:
+        return len(self.class_names)
+
+
+def dataset_info(data) -> DatasetInfo:
+    """Input shape and class count, without loading the data where they are known."""
+    if data.dataset in _STATIC_INFO:
+        shape, classes = _STATIC_INFO[data.dataset]
+        return DatasetInfo(shape, classes)
+    splits = load_splits(data)
+    return DatasetInfo(splits.input_shape, splits.classes)
+
+
+def _channel_stats(x: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    axes = (0,) + tuple(range(2, x.ndim)) if x.ndim > 2 else (0,)
+    values = x.astype(np.float64) * scale
+    with np.errstate(invalid="ignore", over="ignore"):  # inf in the data: NaN statistics, reported as a NaN loss
+        mean, std = values.mean(axis=axes), values.std(axis=axes)
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
+_CACHE: dict[str, Splits] = {}
+
+
+def load_splits(data) -> Splits:
+    """Load a dataset and carve validation (and, where the source has none, test) splits."""
+    key = data.model_dump_json()
+    if key not in _CACHE:
+        _CACHE.clear()  # keep at most one dataset in memory
+        _CACHE[key] = _load_splits(data)
+    return _CACHE[key]
+
+
+def _load_splits(data) -> Splits:
+    from train.data.sources import SOURCES
+    raw = SOURCES[data.dataset](data)
+    if len(raw.x_train) < 4:
+        raise DlxError(f"the training set has only {len(raw.x_train)} samples; at least 4 are needed.", key="data")
+    classes = len(raw.class_names)
+    for name, labels in (("training", raw.y_train), ("validation", raw.y_val), ("test", raw.y_test)):
+        if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            raise DlxError(f"{data.dataset} {name} labels range over {labels.min()}..{labels.max()}, but the dataset "
+                           f"has {classes} classes, so labels must lie in 0..{classes - 1}.", key="data")
+    record = {"dataset": data.dataset, "val_split": data.val_split, "split_seed": data.split_seed}
+    x_pool, y_pool = raw.x_train, raw.y_train
+    if raw.x_test is None:
+        kept, test_idx = stratified_split(y_pool, data.test_split, data.split_seed + 7919)
+        x_test, y_test = x_pool[test_idx], y_pool[test_idx]
+        x_pool, y_pool = x_pool[kept], y_pool[kept]
+        record["test_indices"] = test_idx.tolist()
+        record["test_split"] = data.test_split
+    else:
+        x_test, y_test = raw.x_test, raw.y_test
+    if raw.x_val is None:
+        train_idx, val_idx = stratified_split(y_pool, data.val_split, data.split_seed)
+        record["val_indices"] = val_idx.tolist()  # positions in the training pool (after any test carve-out)
+        x_train, y_train, x_val, y_val = x_pool[train_idx], y_pool[train_idx], x_pool[val_idx], y_pool[val_idx]
+    else:  # the source ships its own validation set (an image folder's val/)
+        record["val_source"] = "folder"
+        x_train, y_train, x_val, y_val = x_pool, y_pool, raw.x_val, raw.y_val
+        record["val_fingerprint"] = fingerprint(x_val[: min(len(x_val), 512)], y_val)
+    record["fingerprint"] = fingerprint(raw.x_train[: min(len(raw.x_train), 512)], raw.y_train)
+    record["sizes"] = {"train": len(y_train), "val": len(y_val), "test": len(y_test)}
+    x = {"train": x_train, "val": x_val, "test": x_test}
+    y = {"train": y_train, "val": y_val, "test": y_test}
+    if data.normalize:
+        mean, std = _channel_stats(x["train"], raw.scale)
+    else:
+        channels = x["train"].shape[1]
+        mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+    return Splits(x, y, raw.class_names, raw.scale, mean, std, record)
+
+
+def check_split_compatible(saved: dict, current: dict) -> Optional[str]:
+    """Why two split records differ (None when they describe the same data and split)."""
+    for key in ("dataset", "fingerprint", "val_indices", "test_indices", "val_fingerprint"):
+        if saved.get(key) != current.get(key):
+            return f"'{key}' differs"
+    return None

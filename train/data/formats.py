@@ -1,0 +1,141 @@
+"""Readers for the standard on-disk dataset formats, without executing code from the files.
+
+MNIST-style IDX files (optionally .gz), CIFAR python pickle batches (through an unpickler that
+only admits numpy arrays and plain containers), SVHN .mat files, image folders and .npz files.
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from spec.errors import DlxError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format): magic 0x0000 + dtype byte + ndim byte, big-endian sizes, data."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DlxError(f"can't read this IDX file ({exc}); is the .gz file complete?", file=path) from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DlxError("not an unsigned-byte IDX file (bad magic number).", file=path)
+    ndim = raw[3]
+    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+        raise DlxError(f"IDX header is cut short ({len(raw)} bytes); is the file truncated?", file=path)
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DlxError(f"IDX file is {len(raw)} bytes but its header promises {expected}; is it truncated?", file=path)
+    return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(dims))  # writable
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Admits only what CIFAR batches hold (numpy arrays, dicts, lists, bytes); anything else is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+               # pickle protocol 5 stores array data as a buffer; _frombuffer refuses object dtypes
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load '{module}.{name}': a dataset file may hold only arrays, "
+                                     "lists, dicts, strings and numbers, and dlx never runs code from one")
+
+
+def read_cifar_batch(path: Path, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels (N,)) from one CIFAR python batch."""
+    batch = read_cifar_batch_dict(path)
+    if not isinstance(batch, dict) or "data" not in batch or label_key not in batch:
+        found = ", ".join(map(str, batch)) if isinstance(batch, dict) else type(batch).__name__
+        raise DlxError(f"not a CIFAR batch: expected a dict with 'data' and '{label_key}', found {found}.", file=path)
+    data = np.asarray(batch["data"])
+    labels = np.asarray(batch[label_key])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DlxError(f"CIFAR 'data' must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}.", file=path)
+    if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
+        raise DlxError(f"CIFAR '{label_key}' must hold one integer per image ({len(data)}), got {labels.dtype} "
+                       f"{labels.shape}.", file=path)
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.io import loadmat
+    try:
+        mat = loadmat(str(path))
+    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+        raise DlxError(f"can't read this .mat file ({exc}).", file=path) from None
+    if "X" not in mat or "y" not in mat:
+        raise DlxError(f"an SVHN .mat file holds 'X' and 'y'; this one holds "
+                       f"{', '.join(k for k in mat if not k.startswith('__')) or 'neither'}.", file=path)
+    x, y = np.asarray(mat["X"]), np.asarray(mat["y"])
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
+        raise DlxError(f"SVHN 'X' must be (32, 32, 3, N) with one label per image in 'y'; got X {x.shape}, "
+                       f"y {y.shape}.", file=path)
+    x = np.transpose(x, (3, 2, 0, 1)).astype(np.uint8)  # (32, 32, 3, N) → (N, 3, 32, 32)
+    y = y.astype(np.int64).reshape(-1)
+    y[y == 10] = 0  # SVHN labels the digit 0 as 10
+    return np.ascontiguousarray(x), y
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DlxError("npz file not found.", file=path, key="data.path")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError) as exc:
+        raise DlxError(f"can't read the .npz file: {exc}.", file=path, key="data.path") from None
+
+
+def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if grayscale else "RGB")
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except OSError as exc:
+        raise DlxError(f"can't read image: {exc}.", file=path) from None
+    return array[None] if grayscale else array.transpose(2, 0, 1)
+
+
+def list_images(folder: Path) -> dict[str, list[Path]]:
+    """Class name → sorted image files, from one level of class sub-folders."""
+    classes = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(f for f in sub.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        if files:
+            classes[sub.name] = files
+    return classes
+
+
+def read_cifar_batch_meta(path: Path, key: str) -> list[str]:
+    meta = read_cifar_batch_dict(path)
+    names = meta.get(key) if isinstance(meta, dict) else None
+    if not isinstance(names, (list, tuple)) or not names:
+        raise DlxError(f"the CIFAR meta file has no '{key}' list.", file=path)
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def read_cifar_batch_dict(path: Path):
+    """Unpickle a CIFAR file through the array-only unpickler; bytes keys (Python 2 pickles) become str."""
+    try:
+        with path.open("rb") as handle:
+            loaded = _ArrayOnlyUnpickler(handle, encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        raise DlxError(f"not a readable CIFAR file: {exc}.", file=path) from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OSError) as exc:
+        raise DlxError(f"not a readable CIFAR file ({type(exc).__name__}: {exc}); is it truncated?", file=path) from None
+    if isinstance(loaded, dict):
+        loaded = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in loaded.items()}
+    return loaded

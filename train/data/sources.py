@@ -1,0 +1,242 @@
+"""Dataset sources: a registry from the `data.dataset` name to a loader returning raw arrays.
+
+Each loader returns images channels-first as numpy arrays (uint8 0-255, or float already in [0, 1])
+plus integer labels, and a test set when the source has one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from spec.errors import DlxError
+from train.data import formats
+
+SOURCES: dict[str, Callable] = {}
+
+
+@dataclass
+class RawData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: Optional[np.ndarray]
+    y_test: Optional[np.ndarray]
+    class_names: list[str]
+    scale: float  # multiply raw values by this to get [0, 1]
+    x_val: Optional[np.ndarray] = None  # a validation set shipped with the data (image_folder's val/)
+    y_val: Optional[np.ndarray] = None
+
+
+def register_source(name: str):
+    def decorate(loader):
+        SOURCES[name] = loader
+        return loader
+    return decorate
+
+
+def _missing(folder: Path, files: list[str], dataset: str, missing: list[str]) -> DlxError:
+    return DlxError(f"{dataset} files are missing: expected {', '.join(files)} in the folder {folder.resolve()} "
+                    f"(missing: {', '.join(missing)}). Put them there, set data.root to the folder above "
+                    f"'{folder.name}', or set data.download: true where there is a network.", key="data.root")
+
+
+def _download(data, torchvision_class: str, folder: Path, files: list[str], missing: list[str]):
+    """Let torchvision fetch the files into its standard layout; say exactly what is missing if it can't."""
+    if not data.download:
+        raise _missing(folder, files, data.dataset, missing)
+    import torchvision.datasets as tvd
+    try:
+        for train in (True, False):
+            if torchvision_class == "SVHN":
+                tvd.SVHN(data.root, split="train" if train else "test", download=True)
+            else:
+                getattr(tvd, torchvision_class)(data.root, train=train, download=True)
+    except Exception as exc:  # noqa: BLE001 - network errors come in many types
+        raise DlxError(f"downloading {data.dataset} failed ({exc}); without a network, put "
+                       f"{', '.join(files)} in {folder.resolve()}.", key="data.download") from None
+
+
+@register_source("digits")
+def load_digits(data) -> RawData:
+    from sklearn.datasets import load_digits as sk_digits
+    bunch = sk_digits()
+    x = (bunch.images[:, None, :, :] / 16.0).astype(np.float32)
+    return RawData(x, bunch.target.astype(np.int64), None, None, [str(c) for c in range(10)], 1.0)
+
+
+_IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+_MNIST_LIKE = {"mnist": ("MNIST", [str(d) for d in range(10)]),
+               "fashion_mnist": ("FashionMNIST", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                                  "Shirt", "Sneaker", "Bag", "Ankle boot"]),
+               "kmnist": ("KMNIST", ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"])}
+
+
+def _find_idx(folder: Path, name: str) -> Optional[Path]:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_mnist_like(data) -> RawData:
+    torchvision_class, names = _MNIST_LIKE[data.dataset]
+    folder = Path(data.root) / torchvision_class / "raw"
+    missing = [f for f in _IDX_FILES if _find_idx(folder, f) is None]
+    if missing:
+        _download(data, torchvision_class, folder, [f"{f}[.gz]" for f in _IDX_FILES], missing)
+    x_train, y_train, x_test, y_test = (formats.read_idx(_find_idx(folder, f)) for f in _IDX_FILES)
+    for images, labels, name in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DlxError(f"{name}-images must be (N, H, W) with one label per image in {name}-labels; got images "
+                           f"{images.shape} and labels {labels.shape}.", file=folder, key="data.root")
+    return RawData(x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64), names, 1 / 255)
+
+
+for _name in _MNIST_LIKE:
+    register_source(_name)(_load_mnist_like)
+
+
+def _check_files(data, torchvision_class: str, folder: Path, files: list[str]) -> None:
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        _download(data, torchvision_class, folder, files, missing)
+
+
+@register_source("cifar10")
+def load_cifar10(data) -> RawData:
+    folder = Path(data.root) / "cifar-10-batches-py"
+    files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+    _check_files(data, "CIFAR10", folder, files)
+    train = [formats.read_cifar_batch(folder / f) for f in files[:5]]
+    x_test, y_test = formats.read_cifar_batch(folder / "test_batch")
+    names = formats.read_cifar_batch_meta(folder / "batches.meta", "label_names")
+    return RawData(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test,
+                   names, 1 / 255)
+
+
+@register_source("cifar100")
+def load_cifar100(data) -> RawData:
+    folder = Path(data.root) / "cifar-100-python"
+    _check_files(data, "CIFAR100", folder, ["train", "test", "meta"])
+    x_train, y_train = formats.read_cifar_batch(folder / "train", "fine_labels")
+    x_test, y_test = formats.read_cifar_batch(folder / "test", "fine_labels")
+    names = formats.read_cifar_batch_meta(folder / "meta", "fine_label_names")
+    return RawData(x_train, y_train, x_test, y_test, names, 1 / 255)
+
+
+@register_source("svhn")
+def load_svhn(data) -> RawData:
+    folder = Path(data.root)
+    files = ["train_32x32.mat", "test_32x32.mat"]
+    _check_files(data, "SVHN", folder, files)
+    x_train, y_train = formats.read_svhn_mat(folder / files[0])
+    x_test, y_test = formats.read_svhn_mat(folder / files[1])
+    return RawData(x_train, y_train, x_test, y_test, [str(d) for d in range(10)], 1 / 255)
+
+
+def _image_size(data) -> Optional[tuple[int, int]]:
+    size = data.image_size
+    size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
+    return size
+
+
+def _read_folder(folder: Path, class_names: list[str], size, grayscale) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = [], []
+    listing = formats.list_images(folder)
+    unknown = sorted(set(listing) - set(class_names))
+    if unknown:
+        raise DlxError(f"class folders {', '.join(unknown)} are not among the training classes "
+                       f"({', '.join(class_names)}).", file=folder, key="data.path")
+    for label, name in enumerate(class_names):
+        for file in listing.get(name, []):
+            image = formats.read_image(file, size, grayscale)
+            if size is None:
+                size = image.shape[1:]
+            elif image.shape[1:] != tuple(size):
+                raise DlxError(f"image is {image.shape[2]}x{image.shape[1]} but earlier ones are {size[1]}x{size[0]}; "
+                               "set data.image_size to resize them all.", file=file, key="data.image_size")
+            images.append(image)
+            labels.append(label)
+    if not images:
+        raise DlxError(f"no images found in the class sub-folders of {folder.resolve()} (image types: "
+                       f"{', '.join(formats.IMAGE_SUFFIXES)}).", key="data.path")
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+SPLIT_FOLDERS = ("train", "val", "test")
+
+
+@register_source("image_folder")
+def load_image_folder(data) -> RawData:
+    """`path/<class>/*.png`, or `path/train/<class>/...` with optional `path/val/` and `path/test/` beside it.
+    A val/ folder is the validation split (nothing is carved from train); a test/ folder is the test split."""
+    root = Path(data.path)
+    if not root.is_dir():
+        raise DlxError(f"image folder not found: {root.resolve()}.", key="data.path")
+    split_dirs = {name: root / name for name in SPLIT_FOLDERS if (root / name).is_dir()}
+    if split_dirs and "train" not in split_dirs:
+        raise DlxError(f"{root.resolve()} has {'/'.join(split_dirs)}/ but no train/ folder; put the training "
+                       "class folders in train/.", key="data.path")
+    train_dir = split_dirs.get("train", root)
+    class_names = list(formats.list_images(train_dir))
+    if not class_names:
+        raise DlxError(f"no images found in class sub-folders of {train_dir.resolve()} (expected e.g. "
+                       f"{train_dir}/cat/001.png; image types: {', '.join(formats.IMAGE_SUFFIXES)}).", key="data.path")
+    size = _image_size(data)
+    x_train, y_train = _read_folder(train_dir, class_names, size, data.grayscale)
+    size = size or x_train.shape[2:]
+    held = {name: _read_folder(split_dirs[name], class_names, size, data.grayscale) if name in split_dirs
+            else (None, None) for name in ("val", "test")}
+    return RawData(x_train, y_train, *held["test"], class_names, 1 / 255, *held["val"])
+
+
+def _channels_first(x: np.ndarray, name: str, file) -> np.ndarray:
+    if x.ndim == 2:
+        return x  # flat features
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim == 4:
+        channels_last = x.shape[-1] in (1, 3, 4) and (x.shape[1] not in (1, 3, 4) or x.shape[-1] < x.shape[1])
+        if channels_last:  # Keras's (N, H, W, C); (N, 4, 4, 1) too, which no one means as 4 channels of 4x1
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return x
+    raise DlxError(f"'{name}' has shape {x.shape}; expected (N, features), (N, H, W), (N, H, W, C) or (N, C, H, W).",
+                   file=file, key="data.path")
+
+
+@register_source("npz")
+def load_npz(data) -> RawData:
+    path = Path(data.path)
+    arrays = formats.read_npz(path)
+    missing = [k for k in ("x_train", "y_train") if k not in arrays]
+    if missing:
+        raise DlxError(f"the .npz lacks {', '.join(missing)}; it holds {', '.join(arrays) or 'nothing'} "
+                       "(expected x_train, y_train and optionally x_test, y_test).", file=path, key="data.path")
+    pairs = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays or "y_test" in arrays else [])
+    for x_name, y_name in pairs:
+        if x_name not in arrays or y_name not in arrays:
+            raise DlxError(f"the .npz has only one of {x_name}/{y_name}; give both or neither.", file=path,
+                           key="data.path")
+        x, y = arrays[x_name], arrays[y_name]
+        if x.ndim == 0 or len(x) != len(y):
+            raise DlxError(f"{x_name} has {len(x) if x.ndim else 0} samples but {y_name} has {len(y)}; they must "
+                           "match.", file=path, key="data.path")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise DlxError(f"{x_name} must be numeric, got dtype {x.dtype}.", file=path, key="data.path")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            low = f", smallest {y.min()}" if y.ndim == 1 and len(y) and np.issubdtype(y.dtype, np.integer) else ""
+            raise DlxError(f"{y_name} must be a 1-D array of non-negative integer class indices (not one-hot), got "
+                           f"dtype {y.dtype}, shape {y.shape}{low}.", file=path, key="data.path")
+    x_train = _channels_first(arrays["x_train"], "x_train", path)
+    x_test = _channels_first(arrays["x_test"], "x_test", path) if "x_test" in arrays else None
+    if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
+        raise DlxError(f"x_test samples have shape {x_test.shape[1:]} but x_train samples {x_train.shape[1:]}.",
+                       file=path, key="data.path")
+    scale = 1 / 255 if x_train.dtype == np.uint8 else 1.0
+    labels = [arrays[name] for _, name in pairs]
+    classes = int(max(int(y.max()) for y in labels if len(y)) + 1)
+    return RawData(x_train, arrays["y_train"].astype(np.int64), x_test,
+                   arrays["y_test"].astype(np.int64) if x_test is not None else None, [str(c) for c in range(classes)],
+                   scale)

@@ -1,0 +1,65 @@
+"""Splits held as tensors on the training device and batched by indexing (no per-sample workers)."""
+from __future__ import annotations
+
+import torch
+
+from train.data import Splits
+
+
+class TensorData:
+    """One split's raw values on a device; `batch()` normalises (and augments) only the rows it takes."""
+
+    def __init__(self, splits: Splits, split: str, device: torch.device):
+        self.x = torch.as_tensor(splits.x[split]).to(device)
+        self.y = torch.as_tensor(splits.y[split]).to(device)
+        shape = (1, -1) + (1,) * (self.x.dim() - 2)
+        std = torch.as_tensor(splits.std, device=device)
+        self.gain = (splits.scale / std).view(shape)  # x * gain + offset == (x * scale - mean) / std
+        self.offset = (-torch.as_tensor(splits.mean, device=device) / std).view(shape)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.x[index]
+        return torch.addcmul(self.offset, x.to(self.gain.dtype), self.gain), self.y[index]
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, augment=None):
+        """Yield (x, y) batches; shuffled when a generator is given. A last batch of 1 is dropped when
+        shuffling, since batch norm cannot train on a single sample."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator, device="cpu").to(self.y.device) if generator else None
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            if generator is not None and stop - start < 2 and n > 1:
+                break
+            index = order[start:stop] if order is not None else slice(start, stop)
+            x, y = self.take(index)
+            if augment is not None and generator is not None:
+                x = augment(x, generator)
+            yield x, y
+
+
+def make_augment(spec):
+    """Random crop with zero padding and horizontal flip on a whole batch (vectorised), or None."""
+    padding, flip = spec.random_crop_padding, spec.horizontal_flip
+    if not padding and not flip:
+        return None
+
+    def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        if padding:
+            padded = torch.nn.functional.pad(x, (padding,) * 4)
+            dy = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator).to(x.device)
+            dx = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator).to(x.device)
+            rows = (torch.arange(h, device=x.device) + dy)[:, None, :, None]
+            cols = (torch.arange(w, device=x.device) + dx)[:, None, None, :]
+            batch = torch.arange(n, device=x.device)[:, None, None, None]
+            channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            x = padded[batch, channel, rows, cols]
+        if flip:
+            mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
+            x = torch.where(mask, x.flip(3), x)
+        return x
+
+    return augment
