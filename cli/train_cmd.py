@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, print_json
+from cli.common import (JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, located_in,
+                        print_json)
 
 
 @friendly_errors
@@ -27,7 +28,8 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
     elif set:
         raise DlxError("--set can't change a run being resumed; its spec is fixed in its checkpoint.")
     try:
-        result = run_training(spec, out=out, resume=resume, quiet=quiet or json)
+        with located_in(config):
+            result = run_training(spec, out=out, resume=resume, quiet=quiet or json)
     except TrainingInterrupted as stop:
         err_console.print(f"interrupted; {stop.run_dir}/checkpoints/last.pt holds epoch {stop.epoch}. Continue with: "
                           f"dlx train --resume {stop.run_dir}", highlight=False, soft_wrap=True)
@@ -55,4 +57,6 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A run folder (or an e
         return
     console.print(f"{result['split']}: accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  "
                   f"({result['samples']} samples)", highlight=False)
+
+
 COMMANDS = [train, evaluate]

@@ -1,6 +1,8 @@
 """`dlx train` as a Python function: spec → run folder with metrics, checkpoints and summary."""
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +55,8 @@ def _summary(spec, state, model_params, status, plan, started_wall, extra=None) 
             "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"), "test_accuracy": None,
             "test_loss": None, "trainable_params": model_params, "epochs": state.epoch,
             "wall_seconds": started_wall + 0.0, "images_per_second": images / train_seconds if train_seconds else None,
-            "device": str(plan.device), "torch_version": torch.__version__, **(extra or {})}
+            "device": str(plan.device), "torch_version": torch.__version__,
+            "pid": os.getpid(), "host": socket.gethostname(), **(extra or {})}  # lets `dlx runs` spot dead runs
 
 
 def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Optional[str | Path] = None,

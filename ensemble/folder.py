@@ -1,0 +1,138 @@
+"""The ensemble folder: `ensemble.yaml` (members, weights, method, temperatures) that other commands load
+as a model, plus `combiner.npz` for stacking. Each member's checkpoint hash is recorded and checked."""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ensemble.members import CHECKPOINT, Member, check_compatible, load_member
+from ensemble.methods import Combination
+from ensemble.temperature import apply_temperature
+from spec.errors import DlxError
+from train.checkpoint import atomic_write, atomic_write_text
+
+FORMAT = "dlx-ensemble-1"
+
+
+@dataclass
+class EnsembleModel:
+    """Members plus how to pool them; `predict` maps [0, 1]-scaled inputs to class probabilities."""
+
+    members: list[Member]
+    combination: Combination
+    temperatures: list[float]
+    method: str
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.members[0].record["class_names"])
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.members[0].record["input_shape"])
+
+    def active(self) -> list[int]:
+        """Members that take part (all of them for stacking, else those with non-zero weight)."""
+        if self.combination.combiner is not None:
+            return list(range(len(self.members)))
+        return [i for i, w in enumerate(self.combination.weights) if w > 0]
+
+    def pool(self, log_probs: dict[int, np.ndarray]) -> np.ndarray:
+        """Class probabilities from {member index: raw log-probabilities} of the active members."""
+        active = self.active()
+        stacked = np.stack([apply_temperature(log_probs[i], self.temperatures[i]) for i in active])
+        if self.combination.combiner is not None:
+            return self.combination.predict(stacked)
+        weights = self.combination.weights[active]
+        return Combination(weights / weights.sum()).predict(stacked)
+
+    def predict(self, unit_x: np.ndarray, device="cpu") -> np.ndarray:
+        from ensemble.predictions import member_log_probs
+        return self.pool({i: member_log_probs(self.members[i], unit_x, device=device) for i in self.active()})
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), folder.resolve())
+    except ValueError:  # another drive on Windows
+        return str(path.resolve())
+
+
+def write_folder(folder: Path, members: list[Member], combination: Combination, temperatures: list[float],
+                 method: str) -> None:
+    from spec.yamlio import dump_yaml
+    entries = [{"run": _relative(m.run_dir, folder), "absolute": str(m.run_dir.resolve()), "weight": float(w),
+                "temperature": float(t), "checkpoint_sha256": m.sha256}
+               for m, w, t in zip(members, combination.weights, temperatures)]
+    document = {"format": FORMAT, "method": method, "members": entries,
+                "class_names": list(members[0].record["class_names"])}
+    if combination.combiner is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, coef=np.asarray(combination.combiner["coef"]),
+                 intercept=np.asarray(combination.combiner["intercept"]))
+        atomic_write(folder / "combiner.npz", lambda handle: handle.write(buffer.getvalue()))
+        document["combiner"] = "combiner.npz"
+    atomic_write_text(folder / "ensemble.yaml", dump_yaml(document))
+
+
+def _member_folder(entry: dict, folder: Path, file: Path) -> Path:
+    for candidate in (folder / str(entry.get("run", "")), Path(str(entry.get("absolute", "")))):
+        if str(candidate) and (candidate / CHECKPOINT).is_file():
+            return candidate
+    raise DlxError(f"member {entry.get('run')!r} was not found (looked relative to the ensemble folder and at "
+                   f"{entry.get('absolute')!r}); move the runs back or rebuild the ensemble.", file=file)
+
+
+def load_ensemble(folder: str | Path) -> EnsembleModel:
+    from spec.yamlio import load_yaml_mapping
+    folder = Path(folder)
+    file = folder / "ensemble.yaml"
+    document = load_yaml_mapping(file, "ensemble")
+    if document.get("format") != FORMAT or not isinstance(document.get("members"), list) or not document["members"]:
+        raise DlxError(f"not a dlx ensemble file (expected format '{FORMAT}' and a non-empty 'members' list).",
+                       file=file)
+    members, weights, temperatures = [], [], []
+    for index, entry in enumerate(document["members"]):
+        if not isinstance(entry, dict):
+            raise DlxError("each member must be a mapping with 'run' and 'weight'.", file=file, key=f"members[{index}]")
+        member = load_member(_member_folder(entry, folder, file))
+        if entry.get("checkpoint_sha256") and member.sha256 != entry["checkpoint_sha256"]:
+            raise DlxError(f"the checkpoint of member {member.name} changed since the ensemble was built (sha256 "
+                           f"{member.sha256[:16]} ≠ {str(entry['checkpoint_sha256'])[:16]}); rebuild the ensemble.",
+                           file=file, key=f"members[{index}]")
+        members.append(member)
+        weights.append(float(entry.get("weight", 0.0)))
+        temperatures.append(float(entry.get("temperature", 1.0)))
+    check_compatible(members, [], minimum=1)
+    combiner = _load_combiner(folder, document, file)
+    weights = np.asarray(weights)
+    if combiner is None and ((weights < 0).any() or weights.sum() <= 0):
+        raise DlxError("member weights must be non-negative with a positive sum.", file=file, key="members")
+    return EnsembleModel(members, Combination(weights, combiner), temperatures, str(document.get("method", "")))
+
+
+def _load_combiner(folder: Path, document: dict, file: Path) -> Optional[dict]:
+    if not document.get("combiner"):
+        return None
+    path = folder / Path(str(document["combiner"])).name
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {"coef": archive["coef"], "intercept": archive["intercept"]}
+    except (OSError, ValueError, KeyError) as exc:
+        raise DlxError(f"can't read the stacking combiner ({exc}).", file=path) from None
+
+
+def load_model(path: str | Path) -> EnsembleModel:
+    """A run folder or an ensemble folder, as an EnsembleModel (a run is a one-member ensemble)."""
+    path = Path(path)
+    if (path / "ensemble.yaml").is_file():
+        return load_ensemble(path)
+    if (path / CHECKPOINT).is_file():
+        return EnsembleModel([load_member(path)], Combination(np.ones(1)), [1.0], "single")
+    raise DlxError("not a model: expected a run folder (with checkpoints/best.pt) or an ensemble folder (with "
+                   "ensemble.yaml).", file=path)
