@@ -1,0 +1,133 @@
+"""`dlx runs`: one row per run folder (and per search folder), read from the folders alone.
+
+A folder that can't be read is listed as damaged; the listing itself never fails on one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+
+COLUMNS = ["name", "kind", "dataset", "trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds",
+           "status", "trials", "path"]
+
+
+def _read_json(path: Path):
+    with path.open() as handle:
+        return json.load(handle)
+
+
+def _alive(summary: dict) -> bool:
+    """Whether the process that wrote a 'running' summary still runs (only knowable on the same host)."""
+    pid, host = summary.get("pid"), summary.get("host")
+    if not pid or host != socket.gethostname():
+        return True  # can't tell from here: trust the summary
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def run_row(folder: Path) -> dict:
+    row = {"name": folder.name, "kind": "run", "path": str(folder)}
+    try:
+        summary = _read_json(folder / "summary.json")
+        if not isinstance(summary, dict):
+            raise ValueError("summary.json is not a mapping")
+    except (OSError, ValueError) as exc:
+        return {**row, "status": "damaged", "problem": f"summary.json unreadable: {exc}"}
+    status = summary.get("status", "unknown")
+    if status == "running" and not _alive(summary):
+        status = "interrupted"
+    for key in ("dataset", "trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds"):
+        row[key] = summary.get(key)
+    row["name"] = summary.get("name") or folder.name
+    return {**row, "status": status}
+
+
+def search_row(folder: Path) -> dict:
+    row = {"name": folder.name, "kind": "search", "path": str(folder)}
+    trials = [t for t in (folder / "trials").iterdir() if t.is_dir()] if (folder / "trials").is_dir() else []
+    row["trials"] = len(trials)
+    best = None
+    try:
+        if (folder / "best.json").exists():
+            best = _read_json(folder / "best.json")
+    except (OSError, ValueError) as exc:
+        return {**row, "status": "damaged", "problem": f"best.json unreadable: {exc}"}
+    if isinstance(best, dict):
+        row["status"] = "finished"
+        row["val_accuracy"] = (best.get("val") or {}).get("val_accuracy", best.get("val_accuracy"))
+        row["test_accuracy"] = (best.get("test") or {}).get("test_accuracy", best.get("test_accuracy"))
+    else:
+        row["status"] = "running" if trials else "empty"
+    trial_rows = [run_row(t) for t in trials if (t / "summary.json").exists()]
+    if trial_rows:
+        row["dataset"] = trial_rows[0].get("dataset")
+        scores = [r["val_accuracy"] for r in trial_rows if isinstance(r.get("val_accuracy"), (int, float))]
+        if scores and row.get("val_accuracy") is None:
+            row["val_accuracy"] = max(scores)
+    return row
+
+
+def classify(folder: Path) -> Optional[str]:
+    if (folder / "trials").is_dir() or (folder / "study.db").exists() or (folder / "search.yaml").exists():
+        return "search"
+    if (folder / "ensemble.yaml").exists():
+        return "ensemble"
+    if (folder / "summary.json").exists() or (folder / "config.yaml").exists() or (folder / "checkpoints").is_dir():
+        return "run"
+    return None
+
+
+def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[list[str]] = None) -> list[dict]:
+    """Rows for every run/search/ensemble folder directly inside `root`."""
+    from spec.errors import DlxError
+    root = Path(root)
+    if not root.exists():
+        raise DlxError("no such folder.", file=root)
+    if classify(root) in ("run", "search"):
+        folders = [root]
+    else:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    rows = []
+    for folder in folders:
+        kind = classify(folder)
+        if kind == "run":
+            rows.append(run_row(folder))
+        elif kind == "search":
+            rows.append(search_row(folder))
+        elif kind == "ensemble":
+            rows.append(ensemble_row(folder))
+    for text in filters or []:
+        key, _, value = text.partition("=")
+        if not _:
+            raise DlxError(f"--filter expects key=value, got {text!r}.", key="--filter")
+        if key not in COLUMNS:
+            from spec.errors import unknown_name
+            raise unknown_name("column", key, COLUMNS, key="--filter")
+        rows = [r for r in rows if str(r.get(key)) == value]
+    if sort not in COLUMNS:
+        from spec.errors import unknown_name
+        raise unknown_name("column", sort, COLUMNS, key="--sort")
+    numeric = sort in ("trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds", "trials")
+    present = [r for r in rows if r.get(sort) is not None]
+    missing = [r for r in rows if r.get(sort) is None]
+    present.sort(key=lambda r: r[sort] if numeric else str(r[sort]), reverse=numeric)
+    return present + missing
+
+
+def ensemble_row(folder: Path) -> dict:
+    row = {"name": folder.name, "kind": "ensemble", "path": str(folder)}
+    try:
+        data = _read_json(folder / "ensemble.json")
+        result = data["results"]["ensemble"]
+        return {**row, "status": "finished", "val_accuracy": result["val"]["accuracy"],
+                "test_accuracy": result["test"]["accuracy"], "trials": len(data.get("members", []))}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {**row, "status": "damaged", "problem": f"ensemble.json unreadable: {exc}"}
