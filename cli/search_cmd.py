@@ -1,0 +1,62 @@
+"""`dlx search`: hyperparameter search over a space file (see search/)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import JsonOption, QuietOption, SetOption, console, friendly_errors, print_json
+
+
+@friendly_errors
+def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (YAML).")] = None,
+           set: SetOption = None,
+           out: Annotated[Optional[Path], typer.Option(help="Search folder (default: runs/<name>-<time>); an "
+                                                            "existing one is continued.")] = None,
+           resume: Annotated[Optional[Path], typer.Option(help="Continue this search folder.")] = None,
+           storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: SQLite study.db in "
+                                                               "the search folder).")] = None,
+           name: Annotated[Optional[str], typer.Option(help="Study name; processes with the same storage and "
+                                                            "name share the study.")] = None,
+           workers: Annotated[int, typer.Option(help="Trials run in parallel on this machine.")] = 1,
+           trials: Annotated[Optional[int], typer.Option(help="COMPLETE+PRUNED trials to reach (overrides the "
+                                                              "space).")] = None,
+           timeout: Annotated[Optional[str], typer.Option(help="Stop starting trials after this: 90, 30m, 2h.")] = None,
+           max_failures: Annotated[int, typer.Option(help="Stop after this many failed trials.")] = 10,
+           quiet: QuietOption = False, json: JsonOption = False) -> None:
+    """Search hyperparameters with Optuna; each trial is a run folder; the best is scored on test data."""
+    from search.api import run_search
+    from search.display import TrialDisplay
+    from search.space import parse_duration
+    from spec.errors import DlxError
+    try:
+        seconds = parse_duration(timeout)
+    except ValueError as exc:
+        raise DlxError(str(exc) + ".", key="--timeout") from None
+    display = None if quiet or json else TrialDisplay()
+    try:
+        result = run_search(space, out=out, resume=resume, storage=storage, name=name, workers=workers,
+                            trials=trials, timeout=seconds, max_failures=max_failures, overrides=set, on_trial=display)
+    finally:
+        if display is not None:
+            display.close()
+    if json:
+        print_json(result.best)
+        return
+    if quiet:
+        return
+    best = result.best
+    console.print(f"search folder: {result.search_dir}  ({result.counts['complete']} complete, "
+                  f"{result.counts['pruned']} pruned, {result.counts['fail']} failed; stopped: {result.stopped})",
+                  highlight=False)
+    if best is None:
+        console.print("no trial completed.")
+        return
+    test = best["test"] or {}
+    console.print(f"best trial {best['trial']}: {best['metric']} {best['value']:.4f}"
+                  + (f"  test_accuracy {test['accuracy']:.4f}" if test else "")
+                  + f"\nparams: {best['params']}\nspec: {best['spec']}", highlight=False, soft_wrap=True)
+
+
+COMMANDS = [search]

@@ -1,0 +1,108 @@
+"""End of a search: leaderboard.csv/json, best.json + best.yaml, the best trial scored once on test data,
+and checkpoints of trials outside the top `keep` deleted (their metrics stay)."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from train.checkpoint import atomic_write_json, atomic_write_text
+from spec.yamlio import dump_yaml
+
+COLUMNS = ["number", "state", "value", "epochs", "seconds", "run_dir", "reason"]
+
+
+def leaderboard(study, space) -> list[dict]:
+    """Every finished trial, best first (COMPLETE by value, then PRUNED, then FAIL)."""
+    from optuna.trial import TrialState
+    sign = -1 if space.direction == "maximize" else 1
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+            continue
+        value = trial.value if trial.state == TrialState.COMPLETE else _last_report(trial)
+        rows.append({"number": trial.number, "state": trial.state.name, "value": value,
+                     "metric": space.metric, "params": dict(trial.params),
+                     "epochs": trial.user_attrs.get("epochs"), "seconds": trial.user_attrs.get("seconds"),
+                     "run_dir": trial.user_attrs.get("run_dir"), "reason": trial.user_attrs.get("fail_reason")})
+    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
+
+    def key(row):
+        value = row["value"]
+        return (order.get(row["state"], 3), sign * value if value is not None and math.isfinite(value) else math.inf,
+                row["number"])
+    return sorted(rows, key=key)
+
+
+def _last_report(trial) -> Optional[float]:
+    values = trial.intermediate_values
+    return values[max(values)] if values else None
+
+
+def write_leaderboard(rows: list[dict], space, search_dir: Path) -> None:
+    atomic_write_json(search_dir / "leaderboard.json", rows)
+    names = [p.path for p in space.params]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS[:3] + names + COLUMNS[3:])
+    for row in rows:
+        writer.writerow([row["number"], row["state"], row["value"]] + [row["params"].get(n, "") for n in names]
+                        + [row[c] for c in COLUMNS[3:]])
+    atomic_write_text(search_dir / "leaderboard.csv", buffer.getvalue())
+
+
+def write_results(study, space, search_dir: Path) -> Optional[dict]:
+    """Write the leaderboard and, if any trial completed, best.json and best.yaml. Returns best.json's data."""
+    from train.rundir import read_json
+    search_dir = Path(search_dir)
+    rows = leaderboard(study, space)
+    write_leaderboard(rows, space, search_dir)
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    prune_checkpoints(rows, complete[: space.keep] if space.keep else complete)
+    if not complete:
+        return None
+    top = complete[0]
+    trial = study.trials[top["number"]]
+    previous = read_json(search_dir / "best.json", {}) or {}
+    if previous.get("trial") == top["number"] and previous.get("test"):
+        test = previous["test"]  # the best trial was already scored on test data: don't look again
+    else:
+        test = _score_on_test(top["run_dir"])
+    best_spec = space.apply(trial.params)
+    atomic_write_text(search_dir / "best.yaml", "# the best configuration of this search, ready for `dlx train`\n"
+                      + dump_yaml(best_spec))
+    best = {"trial": top["number"], "metric": space.metric, "direction": space.direction, "value": top["value"],
+            "params": top["params"], "validation": {"val_accuracy": trial.user_attrs.get("val_accuracy"),
+                                                     "val_loss": trial.user_attrs.get("val_loss")},
+            "test": test, "epochs": top["epochs"], "best_epoch": trial.user_attrs.get("best_epoch"),
+            "run_dir": top["run_dir"], "spec": str((search_dir / "best.yaml").resolve()),
+            "trials": {s.lower(): sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}}
+    atomic_write_json(search_dir / "best.json", best)
+    return best
+
+
+def _score_on_test(run_dir: Optional[str]) -> Optional[dict]:
+    if not run_dir or not (Path(run_dir) / "checkpoints" / "best.pt").is_file():
+        return None  # the best trial ran on another machine; score it there with `dlx evaluate`
+    from train.evaluate import evaluate_run
+    from train.rundir import read_json, write_summary
+    result = evaluate_run(run_dir, "test")
+    test = {"accuracy": result["accuracy"], "loss": result["loss"], "samples": result["samples"]}
+    summary = read_json(Path(run_dir) / "summary.json")
+    if summary is not None:
+        write_summary(Path(run_dir), {**summary, "test_accuracy": test["accuracy"], "test_loss": test["loss"]})
+    return test
+
+
+def prune_checkpoints(rows: list[dict], keep: list[dict]) -> None:
+    """Delete checkpoints of finished trials outside `keep`; config, metrics and summary stay."""
+    kept = {r["number"] for r in keep}
+    for row in rows:
+        if row["number"] in kept or not row["run_dir"]:
+            continue
+        folder = Path(row["run_dir"]) / "checkpoints"
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,179 @@
+"""Registries of Optuna samplers and pruners by the names a space file uses.
+
+Each factory takes (space, seed, args) and returns the Optuna object; `args` are the space file's
+sampler_args / pruner_args, checked against the constructor's keyword names.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+from spec.errors import DlxError, did_you_mean, unknown_name
+
+SAMPLERS: dict[str, Callable] = {}
+PRUNERS: dict[str, Callable] = {}
+_TARGETS: dict[tuple[str, str], str] = {}  # (kind, name) → "optuna.samplers.TPESampler", for argument checks
+
+
+def register_sampler(name: str, target: str):
+    def decorate(factory):
+        SAMPLERS[name] = factory
+        _TARGETS["sampler", name] = target
+        return factory
+    return decorate
+
+
+def register_pruner(name: str, target: str):
+    def decorate(factory):
+        PRUNERS[name] = factory
+        _TARGETS["pruner", name] = target
+        return factory
+    return decorate
+
+
+def _resolve(target: str):
+    import importlib
+    module, _, attr = target.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _check_args(kind: str, name: str, args: dict, file) -> None:
+    if not args:
+        return
+    import optuna  # noqa: F401 - only needed to look at constructor signatures
+    cls = _resolve(_TARGETS[kind, name])
+    known = [p for p in inspect.signature(cls).parameters if p not in ("self", "search_space", "seed")]
+    for arg in args:
+        if arg not in known:
+            raise DlxError(f"{cls.__name__} has no argument '{arg}'; its arguments are: {', '.join(known)}."
+                           f"{did_you_mean(arg, known)}", file=file, key=f"{kind}_args.{arg}")
+
+
+def check_sampler(name: str, args: dict, file=None) -> None:
+    if name.lower() not in SAMPLERS:
+        raise unknown_name("sampler", name, SAMPLERS, file=file, key="sampler")
+    _check_args("sampler", name.lower(), args, file)
+
+
+def check_pruner(name: str, args: dict, file=None) -> None:
+    if name.lower() not in PRUNERS:
+        raise unknown_name("pruner", name, PRUNERS, file=file, key="pruner")
+    _check_args("pruner", name.lower(), args, file)
+
+
+def make_sampler(space, seed: int):
+    return SAMPLERS[space.sampler](space, seed, dict(space.sampler_args))
+
+
+def make_pruner(space):
+    return PRUNERS[space.pruner](space, dict(space.pruner_args))
+
+
+# -- samplers -----------------------------------------------------------------------------------------------
+
+@register_sampler("random", "optuna.samplers.RandomSampler")
+def _random(space, seed, args):
+    import optuna
+    return optuna.samplers.RandomSampler(seed=seed, **args)
+
+
+@register_sampler("tpe", "optuna.samplers.TPESampler")
+def _tpe(space, seed, args):
+    import optuna
+    args.setdefault("n_startup_trials", min(10, max(2, (space.trials or 30) // 4)))
+    return optuna.samplers.TPESampler(seed=seed, **args)
+
+
+@register_sampler("gp", "optuna.samplers.GPSampler")
+def _gp(space, seed, args):
+    import optuna
+    args.setdefault("n_startup_trials", min(10, max(2, (space.trials or 30) // 4)))
+    return optuna.samplers.GPSampler(seed=seed, **args)
+
+
+@register_sampler("cmaes", "optuna.samplers.CmaEsSampler")
+def _cmaes(space, seed, args):
+    import optuna
+    try:
+        import cmaes  # noqa: F401
+    except ImportError:
+        raise DlxError("sampler 'cmaes' needs the 'cmaes' package, which is not installed; run "
+                       "`pip install cmaes`, or choose another sampler (tpe, gp, random).", key="sampler") from None
+    args.setdefault("n_startup_trials", min(10, max(1, (space.trials or 30) // 4)))
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **args)
+
+
+@register_sampler("genetic", "optuna.samplers.NSGAIISampler")
+def _genetic(space, seed, args):
+    import optuna
+    args.setdefault("population_size", min(50, max(4, (space.trials or 40) // 4)))
+    return optuna.samplers.NSGAIISampler(seed=seed, **args)
+
+
+@register_sampler("qmc", "optuna.samplers.QMCSampler")
+def _qmc(space, seed, args):
+    import optuna
+    return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False, **args)
+
+
+@register_sampler("grid", "optuna.samplers.GridSampler")
+def _grid(space, seed, args):
+    import optuna
+    return optuna.samplers.GridSampler(grid_values(space), seed=seed, **args)
+
+
+def grid_values(space) -> dict[str, list]:
+    """GridSampler's search space: every choice list and int range (float ranges need a step)."""
+    values = {}
+    for param in space.params:
+        grid = param.distribution.grid()
+        if grid is None:
+            raise DlxError("sampler 'grid' needs a finite space, but this is a continuous float range; give it a "
+                           "`step`, make it a `choice`, or use another sampler.", file=space.file,
+                           key=f"params.{param.path}")
+        values[param.path] = grid
+    return values
+
+
+def grid_size(space) -> int:
+    size = 1
+    for values in grid_values(space).values():
+        size *= len(values)
+    return size
+
+
+# -- pruners ------------------------------------------------------------------------------------------------
+
+def _epochs(space) -> int:
+    return int(space.base["train"]["epochs"])
+
+
+@register_pruner("none", "optuna.pruners.NopPruner")
+def _none(space, args):
+    import optuna
+    return optuna.pruners.NopPruner(**args)
+
+
+@register_pruner("median", "optuna.pruners.MedianPruner")
+def _median(space, args):
+    import optuna
+    args.setdefault("n_startup_trials", 3)
+    args.setdefault("n_warmup_steps", 1)
+    return optuna.pruners.MedianPruner(**args)
+
+
+@register_pruner("hyperband", "optuna.pruners.HyperbandPruner")
+def _hyperband(space, args):
+    import optuna
+    args.setdefault("min_resource", 1)
+    args.setdefault("max_resource", _epochs(space))
+    args.setdefault("reduction_factor", 3)
+    return optuna.pruners.HyperbandPruner(**args)
+
+
+@register_pruner("asha", "optuna.pruners.SuccessiveHalvingPruner")
+def _asha(space, args):
+    import optuna
+    args.setdefault("min_resource", 1)
+    args.setdefault("reduction_factor", 3)
+    return optuna.pruners.SuccessiveHalvingPruner(**args)

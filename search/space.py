@@ -1,0 +1,178 @@
+"""The search space file: YAML → `SearchSpace` (pydantic fields + distribution objects), validated like a spec.
+
+`base` is an experiment spec path relative to the space file (or, in a search folder's resolved
+`search.yaml`, the spec itself inline), so a search folder is enough to resume its search.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from search.distributions import Param, parse_distribution
+from spec.errors import DlxError
+from spec.load import spec_to_dict, validate_spec, validation_error
+from spec.overrides import apply_overrides, get_path, set_path
+from spec.yamlio import line_of, load_yaml_mapping, read_text
+
+DIRECTIONS = {"val_accuracy": "maximize", "val_loss": "minimize"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value) -> Optional[float]:
+    """30, "45s", "30m", "2h" → seconds."""
+    if value is None:
+        return None
+    match = _DURATION.match(str(value)) if not isinstance(value, bool) else None
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"timeout must be a positive duration like 90, 45s, 30m or 2h, but got {value!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+class SpaceFile(BaseModel):
+    """The fields of a search space file, before its params are parsed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: Union[str, dict] = Field(description="experiment spec (path relative to this file), or inline")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="key path → value set in the base spec "
+                                                                        "for every trial (like --set)")
+    name: Optional[str] = Field(None, description="study name (default: the space file's name)")
+    metric: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="validation metric to optimise")
+    direction: Optional[Literal["maximize", "minimize"]] = Field(None, description="default: from the metric")
+    sampler: str = Field("tpe", description="random | tpe | gp | cmaes | genetic | grid | qmc")
+    sampler_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the Optuna sampler")
+    pruner: str = Field("none", description="none | median | hyperband | asha")
+    pruner_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the Optuna pruner")
+    trials: Optional[int] = Field(None, ge=1, le=1_000_000, description="COMPLETE + PRUNED trials to reach")
+    timeout: Optional[Union[int, float, str]] = Field(None, description="wall-clock limit per invocation: 90, 30m, 2h")
+    keep: Optional[int] = Field(10, ge=1, description="keep checkpoints of the best k trials; null = keep all")
+    seed: int = Field(0, ge=0, description="sampler seed")
+    params: dict[str, Any] = Field(min_length=1, description="key path → distribution")
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value):
+        parse_duration(value)
+        return value
+
+
+@dataclass
+class SearchSpace:
+    file: Optional[Path]
+    base: dict  # the resolved base experiment spec (overrides applied, validated)
+    name: str
+    metric: str
+    direction: str
+    sampler: str
+    sampler_args: dict
+    pruner: str
+    pruner_args: dict
+    trials: Optional[int]
+    timeout: Optional[float]
+    keep: Optional[int]
+    seed: int
+    params: list[Param] = field(default_factory=list)
+
+    def fingerprint(self) -> dict:
+        """What must not change when a study is resumed: comparing trials across it would be meaningless."""
+        return {"metric": self.metric, "direction": self.direction, "base": self.base,
+                "params": {p.path: p.to_dict() for p in self.params}}
+
+    def to_yaml_dict(self) -> dict:
+        return {"name": self.name, "metric": self.metric, "direction": self.direction, "sampler": self.sampler,
+                "sampler_args": self.sampler_args, "pruner": self.pruner, "pruner_args": self.pruner_args,
+                "trials": self.trials, "timeout": self.timeout, "keep": self.keep, "seed": self.seed,
+                "params": {p.path: p.to_dict() for p in self.params}, "base": self.base}
+
+    def apply(self, params: dict) -> dict:
+        """The base spec with sampled values set at their key paths."""
+        spec = json.loads(json.dumps(self.base))
+        for path, value in params.items():
+            set_path(spec, path.split("."), value, origin="search")
+        return spec
+
+
+def load_space(path: str | Path, overrides: Optional[list[str]] = None) -> SearchSpace:
+    """Read and validate a space file; `overrides` (--set) apply to its base spec."""
+    path = Path(path)
+    data = load_yaml_mapping(path, "search space")
+    text = read_text(path)
+    return parse_space(data, path, text, overrides)
+
+
+def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = None,
+                overrides: Optional[list[str]] = None) -> SearchSpace:
+    try:
+        raw = SpaceFile.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, SpaceFile, file, text) from None
+    base = _load_base(raw.base, file, [f"{k}={json.dumps(v)}" for k, v in raw.overrides.items()] + list(overrides or []))
+    params = [_parse_param(name, value, base, file, text) for name, value in raw.params.items()]
+    _check_conditions(params, file, text)
+    from search.samplers import check_pruner, check_sampler
+    check_sampler(raw.sampler, raw.sampler_args, file=file)
+    check_pruner(raw.pruner, raw.pruner_args, file=file)
+    name = raw.name or (file.stem if file else "search")
+    return SearchSpace(file, base, name, raw.metric, raw.direction or DIRECTIONS[raw.metric], raw.sampler.lower(),
+                       raw.sampler_args, raw.pruner.lower(), raw.pruner_args, raw.trials, parse_duration(raw.timeout),
+                       raw.keep, raw.seed, params)
+
+
+def _load_base(base, file: Optional[Path], overrides) -> dict:
+    if isinstance(base, dict):
+        return spec_to_dict(validate_spec(apply_overrides(base, overrides), file))
+    base_path = Path(base) if Path(base).is_absolute() or file is None else file.parent / base
+    if not base_path.is_file():
+        raise DlxError(f"the base spec {base_path} does not exist; give a path relative to the space file.",
+                       file=file, key="base")
+    from spec.load import load_spec
+    return spec_to_dict(load_spec(base_path, overrides))
+
+
+def _parse_param(name: str, value, base: dict, file, text) -> Param:
+    line = line_of(text, ["params", name]) if text else None
+    parts = name.split(".")
+    if not name or any(not p for p in parts):
+        raise DlxError("a parameter needs a key path like train.optimizer.lr.", file=file, key=f"params.{name}", line=line)
+    vars_path = parts[:2] == ["model", "vars"] and len(parts) == 3
+    if not vars_path:
+        try:
+            get_path(base, parts)
+        except (KeyError, IndexError, TypeError):
+            known = _known_paths(base)
+            from spec.errors import did_you_mean
+            raise DlxError(f"'{name}' is not a key path of the base spec (only model.vars.NAME may add a new key); "
+                           f"check the spelling.{did_you_mean(name, known)}", file=file, key=f"params.{name}",
+                           line=line) from None
+    try:
+        distribution, when = parse_distribution(value)
+    except DlxError as exc:
+        raise DlxError(exc.message, file=file, key=f"params.{name}" + (f".{exc.key}" if exc.key else ""),
+                       line=line) from None
+    return Param(name, distribution, when)
+
+
+def _known_paths(node, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return [prefix] if prefix else []
+    paths = [prefix] if prefix else []
+    for key, value in node.items():
+        paths += _known_paths(value, f"{prefix}.{key}" if prefix else str(key))
+    return paths
+
+
+def _check_conditions(params: list[Param], file, text) -> None:
+    seen: set[str] = set()
+    for param in params:
+        for other in param.when or {}:
+            if other not in seen:
+                raise DlxError(f"`when` may only refer to a parameter listed above this one, but got '{other}'.",
+                               file=file, key=f"params.{param.path}.when",
+                               line=line_of(text, ["params", param.path]) if text else None)
+        seen.add(param.path)

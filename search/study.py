@@ -1,0 +1,214 @@
+"""Studies: open the storage, create or join the study, check the space, fail trials of dead processes.
+
+Default storage is SQLite `study.db` in the search folder; any Optuna RDB URL (postgresql://, mysql://)
+lets processes on several machines share one study. Trials record pid and host; a RUNNING trial of this
+host whose process is gone is failed and re-queued with its parameters. The RDB heartbeat does the same
+for trials of other machines, after `GRACE_SECONDS` without a beat.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from spec.errors import DlxError
+
+SPACE_ATTR = "dlx_space"
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 60
+SQLITE_TIMEOUT = 60
+
+
+def default_storage(search_dir: Path) -> str:
+    return f"sqlite:///{(Path(search_dir) / 'study.db').resolve()}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and files shown to people."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def retrying(call: Callable, attempts: int = 8, what: str = "the study storage"):
+    """Run `call`, retrying SQLAlchemy OperationalError (busy SQLite, a dropped connection) with backoff."""
+    from sqlalchemy.exc import OperationalError
+    for attempt in range(attempts):
+        try:
+            return call()
+        except OperationalError as exc:
+            if attempt == attempts - 1:
+                reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+                raise DlxError(f"{what} kept failing ({reason}).") from None
+            time.sleep(min(5.0, 0.2 * 2 ** attempt))
+
+
+def open_storage(url: str, heartbeat: bool = True):
+    """An Optuna RDBStorage for `url`; an unreachable or malformed URL is a DlxError that names it."""
+    import optuna
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+    shown = redact(url)
+    url = _with_driver(url)
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    beat = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS,
+            "heartbeat_stale_trial_callback": requeue_stale} if heartbeat else {}
+    import warnings
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        storage = _create_tables(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat))
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise DlxError(f"the storage URL {shown} is not a database URL Optuna can use ({_first_line(exc)}); "
+                       "give e.g. sqlite:///path/study.db or postgresql://user:pass@host/db.", key="--storage") from None
+    except ImportError as exc:
+        raise DlxError(f"the storage {shown} needs a database driver that is not installed; for "
+                       "PostgreSQL run `pip install psycopg2-binary` (the dlx[postgres] extra).", key="--storage") from None
+    except OperationalError as exc:
+        raise DlxError(f"can't reach the storage {shown}: {_first_line(exc.orig or exc)}. Check that the server "
+                       "runs, the host and port, and the credentials.", key="--storage") from None
+    if url.startswith("sqlite"):  # WAL lets readers (the live table, other workers) proceed while one writes
+        with storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return storage
+
+
+def _create_tables(create: Callable, attempts: int = 5):
+    """Two processes creating Optuna's tables in a fresh database at once: the loser retries and finds them."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    for attempt in range(attempts):
+        try:
+            return create()
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + attempt)
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// → postgresql+psycopg2:// when only psycopg2 (the dlx[postgres] extra) is installed:
+    SQLAlchemy 2.1 defaults to psycopg 3."""
+    import importlib.util
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def open_study(space, storage, name: str, create: bool = True, sampler=None, pruner=None, seed_offset: int = 0):
+    """Create or join the study `name`, refusing a stored space that conflicts with `space`.
+
+    The sampler's seed mixes in the worker index and the trials so far, so parallel workers and resumed
+    searches don't replay the same random draws."""
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: we record the reason
+
+    def load():
+        if create:
+            try:
+                return optuna.create_study(storage=storage, study_name=name, direction=space.direction,
+                                           load_if_exists=True)
+            except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
+                pass
+        try:
+            return optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            raise DlxError(f"the storage has no study named '{name}'.", key="--name") from None
+
+    study = retrying(load)
+    fingerprint = json.loads(json.dumps(space.fingerprint()))
+    stored = study.user_attrs.get(SPACE_ATTR)
+    if stored is None:
+        retrying(lambda: study.set_user_attr(SPACE_ATTR, fingerprint))
+    else:
+        conflict = _first_difference(stored, fingerprint)
+        if conflict:
+            key, old, new = conflict
+            raise DlxError(f"the search space conflicts with the one study '{name}' was started with: '{key}' was "
+                           f"{json.dumps(old)} and is now {json.dumps(new)}. Restore it, or start a new search "
+                           "(another --out or --name).", file=space.file, key=key)
+    if study.direction.name.lower() != space.direction:
+        raise DlxError(f"study '{name}' is set to {study.direction.name.lower()}, but the space asks to "
+                       f"{space.direction}.", file=space.file, key="direction")
+    from search.samplers import make_pruner, make_sampler
+    seed = space.seed + 7919 * seed_offset + len(retrying(lambda: study.get_trials(deepcopy=False)))
+    study.sampler = sampler or make_sampler(space, seed)
+    study.pruner = pruner or make_pruner(space)
+    return study
+
+
+def _first_difference(old, new, prefix: str = ""):
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in list(old) + [k for k in new if k not in old]:
+            found = _first_difference(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+            if found:
+                return found
+        return None
+    return None if old == new else (prefix, old, new)
+
+
+# -- who runs which trial ---------------------------------------------------------------------------------
+
+def owner_attrs() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def requeue_stale(study, trial) -> None:
+    """Re-run a trial whose process died, with the same parameters (the sampler chose them once already)."""
+    retrying(lambda: study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False))
+
+
+def fail_dead_trials(study) -> list[int]:
+    """Fail RUNNING trials started on this host by a process that no longer exists; re-queue them."""
+    from optuna.trial import TrialState
+    host = socket.gethostname()
+    failed = []
+    for trial in retrying(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+        attrs = trial.user_attrs
+        if attrs.get("host") != host or _alive(int(attrs.get("pid", -1))):
+            continue
+        storage = study._storage
+
+        def fail(trial=trial):
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its process died (killed or crashed) "
+                                        "while the trial ran; re-queued")
+            return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+
+        try:
+            if retrying(fail):
+                failed.append(trial.number)
+                requeue_stale(study, trial)
+        except Exception as exc:  # noqa: BLE001 - another process finished it first: nothing to do
+            if type(exc).__name__ != "UpdateFinishedTrialError":
+                raise
+    return failed
+
+
+def counts(study, since: int = 0) -> dict:
+    """Trials by state; `failed_since` counts FAIL trials numbered >= since (this invocation's)."""
+    trials = retrying(lambda: study.get_trials(deepcopy=False))
+    result = {"complete": 0, "pruned": 0, "running": 0, "fail": 0, "waiting": 0, "failed_since": 0}
+    for trial in trials:
+        state = trial.state.name.lower()
+        result[state] = result.get(state, 0) + 1
+        if state == "fail" and trial.number >= since and "process died" not in str(trial.user_attrs.get("fail_reason", "")):
+            result["failed_since"] += 1
+    result["done"] = result["complete"] + result["pruned"]
+    return result
