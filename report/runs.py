@@ -62,8 +62,11 @@ def search_row(folder: Path) -> dict:
         return {**row, "status": "damaged", "problem": f"best.json unreadable: {exc}"}
     if isinstance(best, dict):
         row["status"] = "finished"
-        row["val_accuracy"] = (best.get("val") or {}).get("val_accuracy", best.get("val_accuracy"))
-        row["test_accuracy"] = (best.get("test") or {}).get("test_accuracy", best.get("test_accuracy"))
+        validation, test = best.get("validation") or best.get("val") or {}, best.get("test") or {}
+        row["val_accuracy"] = validation.get("val_accuracy", best.get("val_accuracy"))
+        row["test_accuracy"] = test.get("accuracy", test.get("test_accuracy", best.get("test_accuracy")))
+        row["best_trial"] = best.get("trial")
+        row["epochs"] = best.get("epochs")
     else:
         row["status"] = "running" if trials else "empty"
     trial_rows = [run_row(t) for t in trials if (t / "summary.json").exists()]

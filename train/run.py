@@ -72,6 +72,9 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     from train.optim import make_optimizer, make_scheduler
     from train.progress import make_progress
 
+    if resume is None and spec.train.log.tensorboard:
+        from report.tensorboard import require_tensorboard
+        require_tensorboard()  # an optional extra: say so before a run folder is made
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
@@ -89,6 +92,10 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     else:
         run_dir = new_run_dir(spec.output.dir, spec.name)
 
+    tensorboard = None
+    if spec.train.log.tensorboard:  # event files in run_dir/tensorboard/, one point per epoch
+        from report.tensorboard import epoch_logger
+        on_epoch = tensorboard = epoch_logger(run_dir, then=on_epoch)
     plan = pick_device(spec.device)
     splits = load_splits(spec.data)
     split_path = run_dir / "split.json"
@@ -160,6 +167,9 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
         progress.close()
         write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed()))
         raise
+    finally:
+        if tensorboard is not None:
+            tensorboard.close()
     summary = _summary(spec, state, trainable, "finished", plan, elapsed(),
                        {"test_accuracy": test_accuracy, "test_loss": test_loss,
                         "stopped_early": state.epoch < spec.train.epochs})

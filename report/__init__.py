@@ -1,0 +1,1 @@
+"""Results people can look at: `dlx runs` listings, `dlx report` figures and pages, TensorBoard logging."""

@@ -1,0 +1,48 @@
+"""`dlx report` as a Python function: a run, search or ensemble folder → figures (PNG + SVG), report.html
+and report.json in the folder's `report/` (or `out`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from report.figures import Report
+from spec.errors import DlxError
+from train.checkpoint import atomic_write_text
+
+
+def _builder(kind: str):
+    """report.figures_<kind>.<kind>_report(folder, out) → Report (imported only when needed)."""
+    import importlib
+    return getattr(importlib.import_module(f"report.figures_{kind}"), f"{kind}_report")
+
+
+def make_report(path: str | Path, out: Optional[str | Path] = None) -> dict:
+    """Write the report of the folder `path`; returns {kind, folder, out, html, json, files: [...]}."""
+    from report.runs import classify
+    from train.rundir import ensure_writable
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DlxError("no such folder.", file=folder)
+    kind = classify(folder)
+    if kind is None:
+        raise DlxError("not a dlx folder: expected a run (summary.json, config.yaml), a search (study.db, trials/) "
+                       "or an ensemble (ensemble.yaml).", file=folder)
+    out = ensure_writable(Path(out) if out is not None else folder / "report")
+    report: Report = _builder(kind)(folder, out)
+    from report.html import render
+    html_path, json_path = out / "report.html", out / "report.json"
+    atomic_write_text(html_path, render(report))
+    atomic_write_text(json_path, json.dumps(as_json(report), indent=2, default=str) + "\n")
+    files = [str(p) for f in report.figures for p in (f.png, f.svg)] + [str(html_path), str(json_path)]
+    return {"kind": kind, "folder": str(folder), "out": str(out), "html": str(html_path), "json": str(json_path),
+            "figures": [{"name": f.name, "title": f.title, "png": str(f.png), "svg": str(f.svg)} for f in report.figures], "notes": report.notes, "files": files}
+
+
+def as_json(report: Report) -> dict:
+    """report.json: the machine-readable twin of report.html."""
+    return {"kind": report.kind, "title": report.title, "folder": str(report.folder), "numbers": report.numbers,
+            "figures": [{"name": f.name, "title": f.title, "png": f.png.name, "svg": f.svg.name, "caption": f.caption}
+                        for f in report.figures],
+            "tables": [{"title": t.title, "columns": t.columns, "rows": t.rows} for t in report.tables],
+            "notes": report.notes}

@@ -1,0 +1,37 @@
+"""`train.log.tensorboard: true` writes one scalar per metric per epoch into run/tensorboard/, or says how to
+install the optional extra."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from tests.conftest import ROOT, assert_user_error, run_dlx
+
+TINY = ("--quiet", "--set", "train.epochs=2", "--set", "model.vars.width=8", "--set", "train.log.tensorboard=true")
+
+
+def _installed() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+@pytest.mark.skipif(_installed(), reason="tensorboard is installed here")
+def test_missing_tensorboard_is_a_clear_error_before_training(tmp_path):
+    result = run_dlx("train", "configs/digits.yaml", "--out", tmp_path / "run", *TINY)
+    assert_user_error(result, "TensorBoard is not installed", "dlx[tensorboard]", "train.log.tensorboard: false")
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.skipif(not _installed(), reason="needs the optional extra: pip install 'dlx[tensorboard]'")
+def test_tensorboard_event_files_hold_a_point_per_epoch(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # wherever tensorboard is
+    run_dlx("train", "configs/digits.yaml", "--out", tmp_path / "run", *TINY, env={"PYTHONPATH": path}, check=0)
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "learning_rate"} <= tags
+    assert [e.step for e in events.Scalars("accuracy/val")] == [1, 2]
+    assert 0 <= events.Scalars("accuracy/val")[-1].value <= 1
