@@ -56,10 +56,18 @@ def deferred_sigint():
             previous(signal.SIGINT, None)
 
 
-def better(metric: str, value: float, best: Optional[float], min_delta: float = 0.0) -> bool:
-    if best is None or math.isnan(best):
-        return not math.isnan(value)
-    return value > best + min_delta if metric == "val_accuracy" else value < best - min_delta
+def better(metric: str, row: dict, best_row: Optional[dict], min_delta: float = 0.0) -> bool:
+    """Whether epoch `row` beats the best so far. Equal accuracy goes to the lower validation loss:
+    on small validation sets accuracy ties are common, and the first epoch to reach a value is rarely the best."""
+    value = row[metric]
+    if math.isnan(value):
+        return False
+    if best_row is None or math.isnan(best_row[metric]):
+        return True
+    best = best_row[metric]
+    if metric == "val_loss":
+        return value < best - min_delta
+    return value > best + min_delta or (value == best and row["val_loss"] < best_row["val_loss"])
 
 
 def train_epoch(model, data, optimizer, scheduler, spec, generator, augment, plan, progress, epoch) -> EpochStats:
@@ -140,7 +148,8 @@ def fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generat
                "val_accuracy": val_accuracy, "lr": lr, "seconds": stats.seconds,
                "images_per_second": stats.images / max(stats.seconds, 1e-9)}
         score = row[metric]
-        improved = better(metric, score, state.best_score, stopping.min_delta)
+        best_row = state.history[state.best_epoch - 1] if state.best_epoch else None
+        improved = better(metric, row, best_row, stopping.min_delta)
         best = (epoch, score, 0) if improved else (state.best_epoch, state.best_score, state.bad_epochs + 1)
         done = TrainState(epoch, state.history + [row], *best)
         with deferred_sigint():  # the state moves on only together with its checkpoint

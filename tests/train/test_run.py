@@ -222,3 +222,14 @@ def test_progress_display_choices(capsys):
     assert type(make_progress(quiet=True)) is Silent
     assert type(make_progress(quiet=False)) is EpochLines  # stderr is not a terminal under pytest
     assert issubclass(LiveBar, EpochLines)
+
+
+def test_accuracy_ties_go_to_the_lower_validation_loss():
+    from train.loop import better
+    best = {"val_accuracy": 0.9, "val_loss": 0.30}
+    assert better("val_accuracy", {"val_accuracy": 0.9, "val_loss": 0.20}, best)
+    assert not better("val_accuracy", {"val_accuracy": 0.9, "val_loss": 0.40}, best)
+    assert not better("val_accuracy", {"val_accuracy": 0.89, "val_loss": 0.01}, best)
+    assert better("val_loss", {"val_accuracy": 0.5, "val_loss": 0.29}, best)
+    assert not better("val_accuracy", {"val_accuracy": float("nan"), "val_loss": 0.1}, best)
+    assert better("val_accuracy", {"val_accuracy": 0.1, "val_loss": 9.0}, None)
