@@ -12,6 +12,8 @@ from spec.errors import DlxError, did_you_mean
 _REF = re.compile(r"\$\{([^}]*)\}")
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+MAX_INT = 2 ** 64  # no layer argument needs more; bigger results only come from runaway arithmetic
+MAX_TEXT = 10_000  # characters a `'ab' * n` expression may produce
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
             ast.Gt: operator.gt, ast.GtE: operator.ge}
 
@@ -37,7 +39,16 @@ def evaluate(expression: str, variables: dict, key: str) -> Any:
             left, right = walk(node.left), walk(node.right)
             if isinstance(node.op, ast.Pow) and abs(right) > 64:
                 raise DlxError(f"exponent too large in '${{{expression}}}'.", key=key)
-            return _BINARY[type(node.op)](left, right)
+            if isinstance(node.op, ast.Mult) and isinstance(left, str) != isinstance(right, str):
+                text, times = (left, right) if isinstance(left, str) else (right, left)
+                if isinstance(times, int) and len(text) * times > MAX_TEXT:
+                    raise DlxError(f"'${{{expression}}}' would make a text longer than {MAX_TEXT} characters.",
+                                   key=key)
+            result = _BINARY[type(node.op)](left, right)
+            if isinstance(result, int) and not isinstance(result, bool) and abs(result) > MAX_INT:
+                raise DlxError(f"'${{{expression}}}' gives a number beyond ±2**64; no layer argument needs that.",
+                               key=key)
+            return result
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
             value = walk(node.operand)
             return -value if isinstance(node.op, ast.USub) else (not value if isinstance(node.op, ast.Not) else value)

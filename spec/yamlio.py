@@ -11,15 +11,17 @@ from spec.errors import DlxError
 MAX_YAML_BYTES = 1_000_000  # specs are small; anything bigger is a mistake or an attack
 MAX_ALIASES = 100  # alias bombs ("billion laughs") expand exponentially through aliases
 MAX_DEPTH = 50
+MAX_NODES = 20_000  # values in one document, counting every expansion of an alias; real specs have a few hundred
 
 
 class _LimitedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses alias bombs and absurd nesting."""
+    """SafeLoader that refuses alias bombs, absurd nesting or size, and keys written twice."""
 
     def __init__(self, stream):
         super().__init__(stream)
         self._aliases_seen = 0
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -27,6 +29,11 @@ class _LimitedLoader(yaml.SafeLoader):
             if self._aliases_seen > MAX_ALIASES:
                 mark = self.peek_event().start_mark
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (line {mark.line + 1}); refusing a possible alias bomb")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:  # checked while parsing: pure-Python YAML takes seconds per 100k values
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"more than {MAX_NODES} values (line {mark.line + 1}); specs are small, so this "
+                                 "is refused")
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -36,17 +43,52 @@ class _LimitedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node, deep=False):
+        """A key written twice is refused (YAML requires unique keys; PyYAML would silently keep the last).
+        Keys brought in by a `<<: *anchor` merge may still be overridden, as YAML intends."""
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice (first on line {seen[key]}); keep one",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_expanded_size(data: Any) -> None:
+    """Aliases share one object, so a document under MAX_NODES can still expand to billions of values when
+    copied, validated or dumped (a "billion laughs"); count values as a reader would see them."""
+    count, stack = 0, [data]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise yaml.YAMLError(f"more than {MAX_NODES} values once aliases are expanded; refusing a possible "
+                                 "alias bomb")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
 
 def read_text(path: str | Path, what: str = "file") -> str:
     path = Path(path)
-    if not path.exists():
-        raise DlxError(f"{what} not found (looked for {path.resolve()}).", file=path)
-    if path.is_dir():
-        raise DlxError(f"expected a YAML {what}, but this is a folder.", file=path)
-    size = path.stat().st_size
-    if size > MAX_YAML_BYTES:
-        raise DlxError(f"file is {size} bytes; YAML specs are limited to {MAX_YAML_BYTES} bytes.", file=path)
-    raw = path.read_bytes()
+    try:
+        if not path.exists():
+            raise DlxError(f"{what} not found (looked for {path.resolve()}).", file=path)
+        if path.is_dir():
+            raise DlxError(f"expected a YAML {what}, but this is a folder.", file=path)
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise DlxError(f"file is {size} bytes; YAML specs are limited to {MAX_YAML_BYTES} bytes.", file=path)
+        raw = path.read_bytes()
+    except OSError as exc:  # a name too long, a file we may not read, a FIFO that vanished, ...
+        raise DlxError(f"can't read the {what} ({exc.strerror or exc}).", file=path) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -56,14 +98,20 @@ def read_text(path: str | Path, what: str = "file") -> str:
 def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     """Parse YAML text safely; malformed YAML becomes a DlxError with line and column."""
     try:
-        return yaml.load(text, Loader=_LimitedLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_LimitedLoader)  # noqa: S506 - SafeLoader subclass
+        _check_expanded_size(data)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = exc.problem or exc.context or "malformed YAML"
         raise DlxError(f"malformed YAML{where}: {problem}.", file=file, line=mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as exc:  # a control character such as NUL: YAML forbids them
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        raise DlxError(f"malformed YAML: character #x{code:04x} at position {exc.position} is not allowed in YAML "
+                       "text; remove it.", file=file) from None
     except (yaml.YAMLError, RecursionError) as exc:
-        raise DlxError(f"malformed YAML: {exc}.", file=file) from None
+        raise DlxError(f"malformed YAML: {' '.join(str(exc).split())}.", file=file) from None
 
 
 def load_yaml_mapping(path: str | Path, what: str = "spec") -> dict:
