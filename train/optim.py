@@ -8,17 +8,25 @@ import torch
 from spec.errors import DlxError
 
 OPTIMIZERS = {
-    "sgd": lambda p, o: torch.optim.SGD(p, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0,
-                                        weight_decay=o.weight_decay),
-    "adam": lambda p, o: torch.optim.Adam(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay),
-    "adamw": lambda p, o: torch.optim.AdamW(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay),
-    "rmsprop": lambda p, o: torch.optim.RMSprop(p, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay),
+    "sgd": lambda p, o, **fast: torch.optim.SGD(p, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                                                nesterov=o.nesterov and o.momentum > 0, **fast),
+    "adam": lambda p, o, **fast: torch.optim.Adam(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **fast),
+    "adamw": lambda p, o, **fast: torch.optim.AdamW(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **fast),
+    "rmsprop": lambda p, o, **fast: torch.optim.RMSprop(p, lr=o.lr, momentum=o.momentum,
+                                                        weight_decay=o.weight_decay, **fast),
 }
+FUSED = {"sgd", "adam", "adamw"}  # one kernel per step instead of a Python loop over parameters
 
 
 def make_optimizer(model: torch.nn.Module, spec) -> torch.optim.Optimizer:
+    params = list(model.parameters())
     try:
-        return OPTIMIZERS[spec.name](model.parameters(), spec)
+        if spec.name in FUSED:
+            try:
+                return OPTIMIZERS[spec.name](params, spec, fused=True)
+            except RuntimeError:  # a device without fused kernels: fall back to the default implementation
+                pass
+        return OPTIMIZERS[spec.name](params, spec)
     except ValueError as exc:  # torch's own range checks, e.g. betas outside [0, 1)
         raise DlxError(f"{spec.name} rejects these settings: {exc}.", key="train.optimizer") from None
 

@@ -1,0 +1,253 @@
+"""Hostile input: mutated specs and search spaces (dropped, renamed, retyped, duplicated keys; extreme numbers;
+deep nesting; huge lists; alias bombs; non-UTF-8 bytes; empty files) either validate or raise one DlxError
+(exit code 2 from the CLI) whose one paragraph names the key path or line, quickly, never a traceback."""
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cli.main import app
+from spec.errors import DlxError
+from spec.load import load_spec
+from tests.conftest import assert_user_error, run_dlx
+from tests.reliability.conftest import DIGITS
+
+SPEC = yaml.safe_load(DIGITS.read_text())
+SPACE = {"base": "digits.yaml", "overrides": {"train.epochs": 2}, "metric": "val_accuracy", "sampler": "tpe",
+         "pruner": "median", "trials": 4, "keep": 2,
+         "params": {"train.optimizer.lr": {"float": [1.0e-3, 3.0e-2], "log": True},
+                    "train.batch_size": {"choice": [32, 64]}, "model.vars.width": {"int": [16, 48], "step": 16}}}
+EXTREMES = [None, "", "text", [], {}, True, 0, -1, 1, 1e308, -1e308, 10**30, -(10**30), 2**64, math.nan, math.inf,
+            -math.inf, 1e-320, "${nope}", "${width ** 64}", "${'a' * 100000}", "../../escape", "x" * 300, [1] * 50]
+SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
+MAX_SECONDS = 30  # per input (a hang guard); the limits keep each answer near or under a second when idle
+
+
+def paths_of(node, prefix=()):
+    """Every key path in a nested mapping/list, as tuples."""
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += paths_of(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += paths_of(value, prefix + (index,))
+    return found
+
+
+def nested(depth: int):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@st.composite
+def mutated(draw, base: dict):
+    """(document, key path that was touched) for one random mutation of `base`."""
+    data = copy.deepcopy(base)
+    path = draw(st.sampled_from(paths_of(data)))
+    parent = data
+    for part in path[:-1]:
+        parent = parent[part]
+    last = path[-1]
+    kind = draw(st.sampled_from(["drop", "rename", "retype", "retype", "nest", "huge_list", "wrap"]))
+    if kind == "drop":
+        del parent[last]
+    elif kind == "rename" and isinstance(parent, dict):
+        new = draw(st.sampled_from([f"{last}x", str(last).upper(), "", " ", "1", "<<", "${x}", "a.b"]))
+        parent[new] = parent.pop(last)
+        path = path[:-1] + (new,) if len(path) > 1 else (new, last)  # a renamed section may be reported missing
+    elif kind == "nest":
+        parent[last] = nested(draw(st.integers(1, 80)))
+    elif kind == "huge_list":
+        parent[last] = f"__HUGE_LIST_{draw(st.sampled_from([10**3, 3 * 10**4, 10**6]))}__"  # written by text_of
+    elif kind == "wrap":
+        parent[last] = {str(last): parent[last]}
+    else:
+        parent[last] = draw(st.sampled_from(EXTREMES))
+    return data, path
+
+
+def text_of(data) -> str:
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=10**9)
+    return re.sub(r"__HUGE_LIST_(\d+)__", lambda m: "[" + "0, " * (int(m.group(1)) - 1) + "0]", text)
+
+
+@st.composite
+def text_damage(draw, base: dict):
+    """YAML text damaged below the level of keys: duplicated lines, cut off, stray bytes, aliases, empty."""
+    text = text_of(base)
+    lines = text.splitlines(keepends=True)
+    kind = draw(st.sampled_from(["duplicate", "truncate", "bytes", "bomb", "empty", "flow_bomb"]))
+    if kind == "duplicate":
+        i = draw(st.integers(0, len(lines) - 1))
+        return (text if lines[i].startswith(" ") else "".join(lines[: i + 1] + [lines[i]] + lines[i + 1:])).encode()
+    if kind == "truncate":
+        return text.encode()[: draw(st.integers(0, len(text)))]
+    if kind == "bytes":
+        raw = bytearray(text.encode())
+        at = draw(st.integers(0, len(raw)))
+        return bytes(raw[:at]) + draw(st.binary(min_size=1, max_size=8)) + bytes(raw[at:])
+    if kind == "bomb":
+        levels, width = draw(st.integers(2, 9)), draw(st.integers(2, 10))
+        bomb = "l0: &l0 [" + ", ".join(["lol"] * width) + "]\n" + "".join(
+            f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]\n" for i in range(1, levels))
+        return (bomb + text.replace("  vars:\n", f"  vars:\n    bomb: *l{levels - 1}\n")).encode()
+    if kind == "flow_bomb":
+        return (text + "extra: [" + "1, " * draw(st.sampled_from([10**4, 3 * 10**5])) + "1]\n").encode()
+    return draw(st.sampled_from([b"", b"\n", b"   \n", b"# only a comment\n", b"---\n", b"~\n", b"[]\n", b"42\n"]))
+
+
+def check_outcome(load, path: Path, touched=None) -> str:
+    """Call `load(path)`; it must return or raise DlxError, quickly, with a located one-paragraph message."""
+    started = time.monotonic()
+    try:
+        load(path)
+        outcome = "valid"
+    except DlxError as exc:
+        message = exc.render()
+        assert "\n" not in message and "Traceback" not in message, message
+        assert exc.file is not None, message  # every error names the file (or the CLI source) it comes from
+        if exc.key is None:  # file-level problems: size, encoding, YAML syntax (with its line), empty file
+            assert exc.line or any(word in message for word in ("YAML", "UTF-8", "empty", "bytes", "mapping")), message
+        elif touched:
+            first = str(exc.key).split(".")[0].split("[")[0]
+            # known gap (search/space.py, see test_inline_base_errors_name_the_base_key): errors inside an inline
+            # `base:` spec name the spec's own key ('model') instead of 'base.model'
+            spec_keys = set(SPEC) | {"data", "model", "train", "device", "output"} if touched[0] == "base" else set()
+            overridden = {str(touched[1]).split(".")[0]} if touched[0] == "overrides" and len(touched) > 1 else set()
+            assert first in {str(t) for t in touched[:2]} | {"params"} | spec_keys | overridden, (touched, message)
+        outcome = "error"
+    assert time.monotonic() - started < MAX_SECONDS, f"took {time.monotonic() - started:.1f} s"
+    return outcome
+
+
+COUNTS: dict[str, int] = {}
+
+
+def _count(name: str) -> None:
+    COUNTS[name] = COUNTS.get(name, 0) + 1
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(case=mutated(SPEC))
+def test_mutated_specs_validate_or_name_the_key(case, tmp_path_factory):
+    data, touched = case
+    path = tmp_path_factory.mktemp("spec") / "spec.yaml"
+    path.write_text(text_of(data))
+    check_outcome(load_spec, path, touched)
+    _count("specs")
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(raw=text_damage(SPEC))
+def test_damaged_spec_files_validate_or_fail_cleanly(raw, tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "spec.yaml"
+    path.write_bytes(raw)
+    check_outcome(load_spec, path)
+    _count("files")
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(case=mutated(SPACE))
+def test_mutated_search_spaces_validate_or_name_the_key(case, tmp_path_factory):
+    from search.space import load_space
+    data, touched = case
+    folder = tmp_path_factory.mktemp("space")
+    (folder / "digits.yaml").write_text(DIGITS.read_text())
+    path = folder / "space.yaml"
+    path.write_text(text_of(data))
+    check_outcome(load_space, path, touched)
+    _count("spaces")
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(case=mutated(SPEC))
+def test_the_cli_answers_mutated_specs_with_exit_0_or_2(case, tmp_path_factory):
+    data, _ = case
+    path = tmp_path_factory.mktemp("cli") / "spec.yaml"
+    path.write_text(text_of(data))
+    result = CliRunner().invoke(app, ["config", str(path)])
+    assert result.exit_code in (0, 2), f"exit {result.exit_code}: {result.exception!r}\n{result.output}"
+    if result.exit_code == 2:
+        text = " ".join(result.output.split())
+        assert text.startswith("error:") and text.count("error:") == 1 and "Traceback" not in text, text
+    _count("cli")
+
+
+# ---- named limits, each through a real `dlx` process ----
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("name, text, fragments", [
+    ("huge_list", "name: x\nmodel:\n  layers: [" + "Flatten, " * 10**6 + "]\n", ["limited to 1000000 bytes"]),
+    ("long_flow_list", "name: x\nmodel:\n  layers: [" + "1," * 200_000 + "1]\n", ["more than 20000 values"]),
+    ("alias_bomb", BOMB + "model: {layers: *i}\n", ["refusing a possible alias bomb"]),
+    ("repeat_million", "model:\n  layers:\n    - Repeat: {times: 1000000, layers: [Flatten]}\n    - Dense: 10\n",
+     ["model.layers[0].Repeat.times", "1000"]),
+    ("nested_repeat", "model:\n  layers:\n    - Repeat: {times: 1000, layers: [{Repeat: {times: 1000, layers: "
+     "[Flatten]}}]}\n", ["more than 10000 layers"]),
+    ("text_bomb", "model:\n  vars: {w: 4}\n  layers:\n    - Dense: \"${'9' * 10**9}\"\n",
+     ["longer than 10000 characters", "model.layers[0].Dense"]),
+    ("deep", "model: " + "[" * 200 + "]" * 200 + "\n", ["nesting deeper than 50"]),
+    ("duplicate", "model: {layers: [Flatten, {Dense: 10}]}\ntrain: {epochs: 1}\ntrain: {epochs: 100000}\n",
+     ["'train' appears twice", "line 3"]),
+    ("not_utf8", None, ["not valid UTF-8"]),
+    ("empty", "", ["the spec file is empty"]),
+    ("long_name", None, ["can't read the spec", "File name too long"]),
+    ("escape_name", "name: ../../../tmp/evil\nmodel: {layers: [Flatten, {Dense: 10}]}\n",
+     ["at 'name'", "outside the output folder"]),
+])
+def test_limits_refuse_quickly_through_the_cli(name, text, fragments, tmp_path):
+    path = tmp_path / ("x" * 300 + ".yaml" if name == "long_name" else "spec.yaml")
+    if name == "long_name":
+        pass
+    elif text is None:
+        path.write_bytes(b"name: caf\xe9\nmodel: {layers: [Flatten]}\n")
+    else:
+        path.write_text(text)
+    started = time.monotonic()
+    result = run_dlx("config", path, timeout=120)
+    assert_user_error(result, str(path), *fragments)
+    assert time.monotonic() - started < 60
+
+
+def test_run_folders_stay_inside_the_output_folder(tmp_path):
+    from train.rundir import new_run_dir
+    for name in ("../x", "a/../../b", "/etc", "x/y"):
+        with pytest.raises(DlxError, match="outside"):
+            new_run_dir(tmp_path / "runs", name)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model: {layers: [Flatten, {Dense: 10}]}\n")
+    result = CliRunner().invoke(app, ["config", str(spec), "--set", "name=../../outside"])
+    assert result.exit_code == 2 and "at 'name'" in " ".join(result.output.split())
+    assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="search/space.py _load_base doesn't prefix keys of an inline base with 'base.'")
+def test_inline_base_errors_name_the_base_key(tmp_path):
+    from search.space import load_space
+    path = tmp_path / "space.yaml"
+    path.write_text("base: {name: x}\ntrials: 2\nparams:\n  train.optimizer.lr: {float: [0.001, 0.01]}\n")
+    with pytest.raises(DlxError) as caught:
+        load_space(path)
+    assert caught.value.key == "base.model", caught.value.render()
+
+
+def test_hostile_input_counts():
+    """Runs last in this module: how many inputs the properties above tried (reported, and at least 150)."""
+    print(f"hostile inputs tried: {COUNTS}")
+    if len(COUNTS) == 4:  # the whole module ran
+        assert sum(COUNTS.values()) >= 150, COUNTS
