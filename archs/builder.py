@@ -138,9 +138,21 @@ class DlxNet(nn.Module):
         return self.layers(x)
 
 
+MAX_PARAMS = 500_000_000  # weights, gradients and Adam's two moments of this many floats already need 8 GB
+
+
 def build_model(model_spec, input_shape: tuple, classes: int | None = None) -> DlxNet:
-    """Build the spec's model for inputs of `input_shape` (channels first) and `classes` outputs."""
+    """Build the spec's model for inputs of `input_shape` (channels first) and `classes` outputs.
+
+    The model is first laid out on the meta device (no memory), so an absurd size is refused before
+    anything is allocated."""
     nodes = strip_final_softmax(parse_model(model_spec))
+    with torch.device("meta"):
+        probe, _ = build_layers(nodes, tuple(input_shape), classes, _Namer(), [])
+    total = sum(p.numel() for module in probe for p in module.parameters())
+    if total > MAX_PARAMS:
+        raise DlxError(f"the model would have {total:,} parameters, more than the {MAX_PARAMS:,} dlx builds; "
+                       "use fewer filters/units or more pooling.", key="model.layers")
     rows: list[LayerRow] = []
     layers, out = build_layers(nodes, tuple(input_shape), classes, _Namer(), rows)
     if classes is not None and out != (classes,):

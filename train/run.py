@@ -162,7 +162,7 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     except DlxError as exc:
         progress.close()
         write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed(), {"error": exc.message}))
-        raise DlxError(exc.message, file=run_dir, key=exc.key) from None
+        raise DlxError(exc.message, file=exc.file or run_dir, key=exc.key) from None
     except BaseException:
         progress.close()
         write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed()))

@@ -132,3 +132,14 @@ def test_batchnorm_uses_keras_momentum_and_epsilon():
     assert norm.momentum == pytest.approx(0.1) and norm.eps == pytest.approx(0.01)
     default = build([{"BatchNormalization": {}}], (3, 4, 4)).layers[0]
     assert default.momentum == pytest.approx(0.01) and default.eps == pytest.approx(1e-3)
+
+
+def test_absurd_model_is_refused_before_allocating():
+    import resource
+
+    from spec.errors import DlxError
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DlxError, match="2,148,... parameters|parameters, more than"):
+        build([{"Conv2D": [32768, 3]}, {"SeparableConv2D": [65536, 3]}, "Flatten"], (3, 32, 32))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 500  # laid out on the meta device: the 8 GB of weights were never allocated
