@@ -42,11 +42,26 @@ def run_search(space_path: Optional[str | Path] = None, *, out: Optional[str | P
                on_trial: Optional[Callable] = None, sampler=None, pruner=None) -> SearchResult:
     """Run (or continue) a search. `on_trial(frozen_trial, study)` is called as each trial finishes (and
     `on_trial.start(metric, direction, target, done)` first, if it has one)."""
+    if workers < 1:
+        raise DlxError(f"--workers must be >= 1, but got {workers}.", key="--workers")
+    try:
+        return _run_search(space_path, out, resume, storage, name, workers, trials, timeout, max_failures,
+                           overrides, on_trial, sampler, pruner)
+    except DlxError:
+        raise
+    except Exception as exc:  # the study boundary: a full disk is a user-facing error, not a traceback
+        from search.study import full_disk
+        full = full_disk(exc)
+        if full is None:
+            raise
+        raise full from None
+
+
+def _run_search(space_path, out, resume, storage, name, workers, trials, timeout, max_failures, overrides,
+                on_trial, sampler, pruner) -> SearchResult:
     from search.results import write_results
     from search.study import counts
     from search.worker import Budget, run_trials
-    if workers < 1:
-        raise DlxError(f"--workers must be >= 1, but got {workers}.", key="--workers")
     search_dir, space, stored = _prepare(space_path, out, resume, overrides, name)
     url = storage or _stored_storage(stored, search_dir)
     storage_obj = open_storage(url)

@@ -112,7 +112,7 @@ def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = N
         raw = SpaceFile.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, SpaceFile, file, text) from None
-    base = _load_base(raw.base, file, [f"{k}={json.dumps(v)}" for k, v in raw.overrides.items()] + list(overrides or []))
+    base = _load_base(raw.base, file, raw.overrides, list(overrides or []))
     params = [_parse_param(name, value, base, file, text) for name, value in raw.params.items()]
     _check_conditions(params, file, text)
     from search.samplers import check_pruner, check_sampler
@@ -124,15 +124,60 @@ def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = N
                        raw.keep, raw.seed, params)
 
 
-def _load_base(base, file: Optional[Path], overrides) -> dict:
+def _load_base(base, file: Optional[Path], space_overrides: dict, cli_overrides: list[str]) -> dict:
+    """The base spec with the space's `overrides:` and then --set applied, validated.
+
+    Errors name the place to fix: `overrides.<key>` in the space file for a bad override, `base.<key>` in
+    the space file for an inline base, and the base spec file (at its own key) for a base given by path."""
+    from spec.load import expand_shorthands
     if isinstance(base, dict):
-        return spec_to_dict(validate_spec(apply_overrides(base, overrides), file))
-    base_path = Path(base) if Path(base).is_absolute() or file is None else file.parent / base
-    if not base_path.is_file():
-        raise DlxError(f"the base spec {base_path} does not exist; give a path relative to the space file.",
-                       file=file, key="base")
-    from spec.load import load_spec
-    return spec_to_dict(load_spec(base_path, overrides))
+        data, base_file, text = expand_shorthands(base), None, None
+    else:
+        base_path = Path(base) if Path(base).is_absolute() or file is None else file.parent / base
+        try:
+            found = base_path.is_file()
+        except OSError as exc:  # e.g. a file name too long for the file system
+            raise DlxError(f"can't read the base spec {str(base_path)[:200]} ({exc.strerror or exc}).",
+                           file=file, key="base") from None
+        if not found:
+            raise DlxError(f"the base spec {base_path} does not exist; give a path relative to the space file.",
+                           file=file, key="base")
+        data, base_file = expand_shorthands(load_yaml_mapping(base_path, "spec")), base_path
+        text = read_text(base_path) if not space_overrides and not cli_overrides else None
+    for key, value in space_overrides.items():
+        try:
+            data = apply_overrides(data, [f"{key}={json.dumps(value)}"])
+        except DlxError as exc:
+            raise DlxError(exc.message, file=file, key=f"overrides.{key}", hint=exc.hint,
+                           line=_line(file, ["overrides", key])) from None
+    data = apply_overrides(data, cli_overrides)
+    try:
+        return spec_to_dict(validate_spec(data, base_file, text))
+    except DlxError as exc:
+        culprit = _override_of(exc.key, space_overrides)
+        if culprit is not None:
+            raise DlxError(f"{exc.message} (the value set by `overrides:`)", file=file, key=f"overrides.{culprit}",
+                           hint=exc.hint, line=_line(file, ["overrides", culprit])) from None
+        if base_file is None:  # inline base: the key lives under `base:` in the space file
+            raise exc.with_context(file=file, key_prefix="base") from None
+        raise
+
+
+def _line(file: Optional[Path], key_path: list) -> Optional[int]:
+    try:
+        return line_of(read_text(file), key_path) if file is not None else None
+    except (DlxError, OSError):
+        return None
+
+
+def _override_of(key: Optional[str], space_overrides: dict) -> Optional[str]:
+    """The `overrides:` key an error at spec key path `key` comes from (same path, or one inside the other)."""
+    if not key:
+        return None
+    for name in space_overrides:
+        if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+            return name
+    return None
 
 
 def _parse_param(name: str, value, base: dict, file, text) -> Param:

@@ -32,13 +32,35 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+FULL_DISK = ("database or disk is full", "no space left on device", "could not extend file", "disk full")
+
+
+def full_disk(exc: BaseException) -> Optional[DlxError]:
+    """A DlxError saying the disk is full, if `exc` (an OSError, or a database error) means that; else None.
+    Retrying doesn't help then, and the trials already stored are intact (SQLite rolls the write back)."""
+    import errno
+    seen = 0
+    while exc is not None and seen < 5:
+        text = str(exc).lower()
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or any(f in text for f in FULL_DISK):
+            reason = _first_line(getattr(exc, "message", None) or exc)[:200]
+            return DlxError(f"the disk is full ({reason}), so the search stopped; the trials finished so far are "
+                            "saved. Free some space, then continue with `dlx search --resume`.")
+        exc, seen = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def retrying(call: Callable, attempts: int = 8, what: str = "the study storage"):
-    """Run `call`, retrying SQLAlchemy OperationalError (busy SQLite, a dropped connection) with backoff."""
+    """Run `call`, retrying SQLAlchemy OperationalError (busy SQLite, a dropped connection) with backoff.
+    A full disk is not retried."""
     from sqlalchemy.exc import OperationalError
     for attempt in range(attempts):
         try:
             return call()
         except OperationalError as exc:
+            full = full_disk(exc)
+            if full is not None:
+                raise full from None
             if attempt == attempts - 1:
                 reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
                 raise DlxError(f"{what} kept failing ({reason}).") from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from search.study import counts, owner_attrs
+from search.study import counts, full_disk, owner_attrs
 
 
 @dataclass
@@ -31,6 +31,16 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", module="optuna")
     callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else []
+    full: list = []  # a full disk fails every trial alike: stop the search instead (see search.study.full_disk)
+
+    def guarded(trial):
+        try:
+            return objective(trial)
+        except Exception as exc:
+            error = full_disk(exc)
+            if error is not None:
+                full.append(error)
+            raise
     while True:
         state = counts(study, budget.first_number)
         if budget.max_failures is not None and state["failed_since"] >= budget.max_failures:
@@ -45,7 +55,9 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
         if budget.trials is not None and state["done"] + state["running"] >= budget.trials:
             time.sleep(poll)  # the last trials run elsewhere; one of them may still fail and free a place
             continue
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
+        study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
+        if full:
+            raise full[0]
 
 
 def split_threads(workers: int) -> int:
@@ -74,6 +86,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         run_trials(study, objective, Budget(args.trials, args.deadline, args.max_failures, args.first_number))
     except DlxError as exc:
         sys.stderr.write(f"error: {exc.render()}\n")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a full disk ends the worker with a message, not a traceback
+        from search.study import full_disk
+        full = full_disk(exc)
+        if full is None:
+            raise
+        sys.stderr.write(f"error: {full.render()}\n")
         return 2
     return 0
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from tests.conftest import ROOT
-from tests.search.test_postgres import postgres_url  # noqa: F401 - the one PostgreSQL fixture, shared
+from tests.postgres_server import postgres_url  # noqa: F401 - the shared PostgreSQL server fixture
 
 DIGITS = ROOT / "configs" / "digits.yaml"
 TINY = ["--set", "model.vars.width=4", "--set", "device.type=cpu", "--set", "device.threads=1"]
