@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT, run_dlx
@@ -110,7 +111,10 @@ def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space,
         time.sleep(0.3)
         if not (out / "study.db").exists():
             continue
-        trials = load_trials(out)
+        try:
+            trials = load_trials(out)
+        except (KeyError, OperationalError):  # study.db is still being created by the search process
+            continue
         done = [t for t in trials if t.state.name == "COMPLETE"]
         running = [t for t in trials if t.state.name == "RUNNING"]
         if done and running and (out / "trials" / str(running[0].number) / "metrics.jsonl").exists():
