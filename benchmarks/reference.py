@@ -76,9 +76,8 @@ def predict(args) -> dict:
     model.eval()
     start = time.perf_counter()
     with torch.inference_mode():
-        for _ in range(args.repeats):
-            for begin in range(0, len(x), 1024):
-                model(x[begin:begin + 1024])
+        for _ in range(args.repeats):  # keep the logits, as any evaluation must
+            torch.cat([model(x[begin:begin + 1024]) for begin in range(0, len(x), 1024)])
     seconds = time.perf_counter() - start
     return {"images_per_second": args.repeats * len(x) / seconds, "seconds": seconds}
 
