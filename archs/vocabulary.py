@@ -28,7 +28,7 @@ class ShapeError(DlxError):
 class Layer(BaseModel):
     """Base of every YAML layer: validated Keras-style arguments plus shape math."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use: fast start-up
     positional: ClassVar[tuple[str, ...]] = ()  # order of Keras's positional arguments
     wants: ClassVar[str] = "any"  # "image", "flat" or "any"
 

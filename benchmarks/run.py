@@ -159,7 +159,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        npz = mnist_shaped(tmp, 6000 if args.quick else 20000)
+        npz = mnist_shaped(tmp, 4000 if args.quick else 20000)
         note("training throughput (digits) ...")
         rows += training("digits", [f"train.epochs={epochs}"], reps, tmp, threads)
         note("training throughput (MNIST-shaped) ...")
@@ -168,7 +168,7 @@ def main() -> None:
         note("inference ...")
         rows += inference(reps, tmp, threads)
         note("start-up ...")
-        rows += startup(reps * 3)
+        rows += startup(5 if args.quick else 15)
         note("search workers ...")
         rows += search_workers(1 if args.quick else 3, tmp, 6 if args.quick else 12)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
