@@ -71,6 +71,11 @@ def make_pruner(space):
 
 # -- samplers -----------------------------------------------------------------------------------------------
 
+def _startup_trials(space, least: int) -> int:
+    """Random trials before a model-based sampler takes over: a quarter of the budget, 10 at most."""
+    return min(10, max(least, (space.trials or 30) // 4))
+
+
 @register_sampler("random", "optuna.samplers.RandomSampler")
 def _random(space, seed, args):
     import optuna
@@ -80,14 +85,14 @@ def _random(space, seed, args):
 @register_sampler("tpe", "optuna.samplers.TPESampler")
 def _tpe(space, seed, args):
     import optuna
-    args.setdefault("n_startup_trials", min(10, max(2, (space.trials or 30) // 4)))
+    args.setdefault("n_startup_trials", _startup_trials(space, 2))
     return optuna.samplers.TPESampler(seed=seed, **args)
 
 
 @register_sampler("gp", "optuna.samplers.GPSampler")
 def _gp(space, seed, args):
     import optuna
-    args.setdefault("n_startup_trials", min(10, max(2, (space.trials or 30) // 4)))
+    args.setdefault("n_startup_trials", _startup_trials(space, 2))
     return optuna.samplers.GPSampler(seed=seed, **args)
 
 
@@ -99,7 +104,7 @@ def _cmaes(space, seed, args):
     except ImportError:
         raise DlxError("sampler 'cmaes' needs the 'cmaes' package, which is not installed; run "
                        "`pip install cmaes`, or choose another sampler (tpe, gp, random).", key="sampler") from None
-    args.setdefault("n_startup_trials", min(10, max(1, (space.trials or 30) // 4)))
+    args.setdefault("n_startup_trials", _startup_trials(space, 1))
     return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **args)
 
 
