@@ -20,6 +20,9 @@ def study_of(search_dir):
 
 
 def complete(search_dir) -> dict[int, float]:
+    if not (search_dir / "study.db").exists():  # killed before the study was created: nothing to lose yet
+        assert not (search_dir / "search.yaml").exists(), "search.yaml is written only once the study exists"
+        return {}
     try:
         study = study_of(search_dir)
     except KeyError:  # killed before the study was created (study.db may already exist): nothing to lose yet
