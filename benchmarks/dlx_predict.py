@@ -29,6 +29,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, spec, _ = load_run_model(args.run_dir)
     plan = pick_device(spec.device)
+    model = plan.place(model)
     data = TensorData(load_splits(spec.data), args.split, plan.device)
     start = time.perf_counter()
     for _ in range(args.repeats):

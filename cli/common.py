@@ -8,11 +8,23 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-console = Console()
-err_console = Console(stderr=True)
+
+class LazyConsole:
+    """A rich Console built on first use: importing rich costs `dlx --help` ~40 ms it need not pay."""
+
+    def __init__(self, **options):
+        self._options, self._console = options, None
+
+    def __getattr__(self, name):
+        if self._console is None:
+            from rich.console import Console
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: key.path=value (YAML value).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
@@ -28,6 +40,7 @@ def friendly_errors(func):
         try:
             return func(*args, **kwargs)
         except DlxError as exc:
+            from rich.markup import escape
             err_console.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """`dlx ensemble` and ensemble evaluation as Python functions."""
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,7 +16,6 @@ from ensemble.metrics import confusion, nll, scores
 from ensemble.predictions import cached_log_probs
 from ensemble.temperature import apply_temperature, fit_temperature
 from spec.errors import DlxError
-from train.checkpoint import atomic_write_json
 
 
 def shared_data(member: Member) -> tuple[dict, dict]:
@@ -117,8 +117,13 @@ def build_ensemble(paths: list[str | Path], method: str = "weighted", out: Optio
     }
     folder = ensure_writable(out) if out is not None else new_run_dir(runs_root, "ensemble")
     result["ensemble_dir"] = str(folder)
-    write_folder(folder, members, combination, temperatures, method)
-    atomic_write_json(folder / "ensemble.json", result)
+    try:
+        write_folder(folder, members, combination, temperatures, method, report=result)
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise DlxError(f"could not write the ensemble{': the disk is full' if full else ''} ({exc.strerror}). Any "
+                       "ensemble already in this folder is unchanged"
+                       f"{'; free some space and run the command again' if full else ''}.", file=folder) from None
     return result
 
 

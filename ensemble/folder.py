@@ -3,7 +3,9 @@ as a model, plus `combiner.npz` for stacking. Each member's checkpoint hash is r
 from __future__ import annotations
 
 import io
+import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -14,7 +16,7 @@ from ensemble.members import CHECKPOINT, Member, check_compatible, load_member
 from ensemble.methods import Combination
 from ensemble.temperature import apply_temperature
 from spec.errors import DlxError
-from train.checkpoint import atomic_write, atomic_write_text
+from train.checkpoint import fsync_dir
 
 FORMAT = "dlx-ensemble-1"
 
@@ -64,20 +66,47 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def write_folder(folder: Path, members: list[Member], combination: Combination, temperatures: list[float],
-                 method: str) -> None:
+                 method: str, report: Optional[dict] = None) -> None:
+    """Write ensemble.yaml, combiner.npz (stacking) and ensemble.json (`report`) as one step: see _write_all."""
     from spec.yamlio import dump_yaml
     entries = [{"run": _relative(m.run_dir, folder), "absolute": str(m.run_dir.resolve()), "weight": float(w),
                 "temperature": float(t), "checkpoint_sha256": m.sha256}
                for m, w, t in zip(members, combination.weights, temperatures)]
     document = {"format": FORMAT, "method": method, "members": entries,
                 "class_names": list(members[0].record["class_names"])}
+    files = {}
     if combination.combiner is not None:
         buffer = io.BytesIO()
         np.savez(buffer, coef=np.asarray(combination.combiner["coef"]),
                  intercept=np.asarray(combination.combiner["intercept"]))
-        atomic_write(folder / "combiner.npz", lambda handle: handle.write(buffer.getvalue()))
+        files["combiner.npz"] = buffer.getvalue()
         document["combiner"] = "combiner.npz"
-    atomic_write_text(folder / "ensemble.yaml", dump_yaml(document))
+    files["ensemble.yaml"] = dump_yaml(document).encode("utf-8")
+    if report is not None:
+        files["ensemble.json"] = (json.dumps(report, indent=2) + "\n").encode("utf-8")
+    _write_all(folder, files)
+
+
+def _write_all(folder: Path, files: dict[str, bytes]) -> None:
+    """Write every file to a temporary beside it and fsync it, and only then rename them all into place. A full
+    disk (or any write error) thus fails before anything in `folder` is replaced: an ensemble already there keeps
+    its ensemble.yaml, combiner.npz and ensemble.json together, never a new combiner under an old ensemble.yaml."""
+    staged = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            staged.append((tmp, folder / name))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(folder)
 
 
 def _member_folder(entry: dict, folder: Path, file: Path) -> Path:

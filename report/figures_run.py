@@ -113,7 +113,7 @@ def test_predictions(folder: Path):
     plan = pick_device(spec.device)
     splits = load_splits(spec.data)
     data = TensorData(splits, "test", plan.device)
-    logits = predict_logits(model.to(plan.device), data, plan).float().cpu()
+    logits = predict_logits(plan.place(model), data, plan).float().cpu()
     unit = splits.x["test"].astype(np.float32) * np.float32(splits.scale)
     names = list(checkpoint["data"].get("class_names") or splits.class_names)
     return unit, splits.y["test"].astype(np.int64), torch.log_softmax(logits, 1).numpy(), names

@@ -6,11 +6,8 @@ storage), `study.db` (default storage), `trials/<number>/` (run folders) and, at
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +21,6 @@ from spec.yamlio import dump_yaml, load_yaml_mapping, read_text
 
 DEFAULT_WORKERS = 1
 DEFAULT_MAX_FAILURES = 10
-STORAGE_ENV = "DLX_SEARCH_STORAGE"  # hands the full storage URL (with its password) to worker processes
 
 
 @dataclass
@@ -87,7 +83,7 @@ def _run_search(space_path, out, resume, storage, name, workers, trials, timeout
         from search.study import owner_attrs
         stopped = run_trials(study, Objective(space, search_dir, owner_attrs()), budget, report)
     else:
-        stopped = _run_workers(search_dir, url, workers, budget, study, report)
+        stopped = _run_workers(search_dir, url, workers, budget, study, storage_obj, report)
     best = write_results(study, space, search_dir)
     state = counts(study, first)
     if stopped == "failures":
@@ -145,54 +141,55 @@ def _write_folder(search_dir: Path, space: SearchSpace, study_name: str, url: st
     (search_dir / "trials").mkdir(exist_ok=True)
 
 
-def open_search_dir(search_dir: Path, worker: int = 0):
+def open_search_dir(search_dir: Path, worker: int = 0, storage_url: Optional[str] = None):
     """(space, study, seed) for a worker process joining the search in `search_dir`."""
     space = read_resolved_space(search_dir)
     stored = _read_study_json(search_dir)
-    url = os.environ.get(STORAGE_ENV) or _stored_storage(stored, search_dir)
+    url = storage_url or _stored_storage(stored, search_dir)
     study = open_study(space, open_storage(url), stored.get("name") or space.name, seed_offset=worker)
     return space, study, space.seed
 
 
-def _die_with_parent() -> None:  # a SIGKILLed `dlx search` takes its workers with it (Linux)
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def _warm_imports() -> None:
+    """Import what every trial needs once, before the workers are forked: each would otherwise pay seconds
+    for torch and for torch._dynamo (which torch's optimizers import on first use)."""
+    import torch._dynamo  # noqa: F401
+    import search.objective  # noqa: F401
+    import train.run  # noqa: F401
 
 
-def _run_workers(search_dir: Path, url: str, workers: int, budget, study, report) -> str:
+def _run_workers(search_dir: Path, url: str, workers: int, budget, study, storage, report) -> str:
+    import multiprocessing
     from search.study import counts
-    from search.worker import split_threads
+    from search.worker import split_threads, worker_process
     (search_dir / "logs").mkdir(exist_ok=True)
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, STORAGE_ENV: url, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    processes = []
-    for index in range(workers):
-        command = [sys.executable, "-m", "search.worker", str(search_dir), "--index", str(index + 1),
-                   "--threads", str(split_threads(workers)), "--first-number", str(budget.first_number)]
-        for flag, value in (("--trials", budget.trials), ("--deadline", budget.deadline),
-                            ("--max-failures", budget.max_failures)):
-            if value is not None:
-                command += [flag, str(value)]
-        log = open(search_dir / "logs" / f"worker-{index + 1}.log", "ab")
-        processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                           preexec_fn=_die_with_parent if sys.platform == "linux" else None), log))
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    if sys.platform == "linux":
+        _warm_imports()
+    storage.engine.dispose()  # no database connection may cross a fork (SQLite's locks and WAL map would break)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    processes = [context.Process(target=worker_process, name=f"dlx-search-worker-{index}",
+                                 args=(search_dir, url, index, split_threads(workers), budget,
+                                       search_dir / "logs" / f"worker-{index}.log", os.getpid()))
+                 for index in range(1, workers + 1)]
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None}
     try:
+        for process in processes:
+            process.start()
         while True:
-            running = [p for p, _ in processes if p.poll() is None]
+            running = [p for p in processes if p.is_alive()]
             _report_new(study, seen, report)
             if not running:
                 break
             time.sleep(1.0)
     finally:
-        for process, log in processes:
-            if process.poll() is None:
+        for process in processes:
+            if process.is_alive():
                 process.terminate()
-                process.wait()
-            log.close()
-    bad = [(i + 1, p.returncode) for i, (p, _) in enumerate(processes) if p.returncode != 0]
+            if process.pid is not None:
+                process.join()
+    bad = [(i + 1, p.exitcode) for i, p in enumerate(processes) if p.exitcode != 0]
     if bad:
         index, code = bad[0]
         tail = (search_dir / "logs" / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()[-1:]

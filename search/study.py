@@ -2,11 +2,13 @@
 
 Default storage is SQLite `study.db` in the search folder; any Optuna RDB URL (postgresql://, mysql://)
 lets processes on several machines share one study. Trials record pid and host; a RUNNING trial of this
-host whose process is gone is failed and re-queued with its parameters. The RDB heartbeat does the same
-for trials of other machines, after `GRACE_SECONDS` without a beat.
+host whose process is gone is failed and re-queued with its parameters, and so is one killed before it
+recorded an owner, once `GRACE_SECONDS` old. The RDB heartbeat does the same for trials of other machines,
+after `GRACE_SECONDS` without a beat.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -197,14 +199,22 @@ def requeue_stale(study, trial) -> None:
     retrying(lambda: study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False))
 
 
+def _dead(trial, host: str) -> bool:
+    attrs = trial.user_attrs
+    if "pid" not in attrs:  # killed after Optuna created it, before the objective recorded its owner
+        started = trial.datetime_start
+        return started is not None and (datetime.datetime.now() - started).total_seconds() > GRACE_SECONDS
+    return attrs.get("host") == host and not _alive(int(attrs["pid"]))
+
+
 def fail_dead_trials(study) -> list[int]:
-    """Fail RUNNING trials started on this host by a process that no longer exists; re-queue them."""
+    """Fail RUNNING trials whose process is gone and re-queue them: those of this host whose process no
+    longer exists, and those of any host that never recorded an owner within GRACE_SECONDS."""
     from optuna.trial import TrialState
     host = socket.gethostname()
     failed = []
     for trial in retrying(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
-        attrs = trial.user_attrs
-        if attrs.get("host") != host or _alive(int(attrs.get("pid", -1))):
+        if not _dead(trial, host):
             continue
         storage = study._storage
 

@@ -1,11 +1,10 @@
-"""The trial loop one process runs, and `python -m search.worker SEARCH_DIR ...` for `--workers N`.
+"""The trial loop one process runs, and the body of each worker process of `dlx search --workers N`.
 
 A process starts a trial only while COMPLETE + PRUNED + RUNNING trials are fewer than the target, so
 N workers (or N machines) together stop at the requested count; a trial that fails frees its place.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from search.study import counts, full_disk, owner_attrs
+from search.study import counts, fail_dead_trials, full_disk, owner_attrs
 
 
 @dataclass
@@ -54,6 +53,7 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
             return "done"
         if budget.trials is not None and state["done"] + state["running"] >= budget.trials:
             time.sleep(poll)  # the last trials run elsewhere; one of them may still fail and free a place
+            fail_dead_trials(study)  # ... or belong to a process that was killed
             continue
         study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
         if full:
@@ -65,37 +65,43 @@ def split_threads(workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="one worker process of `dlx search --workers N`")
-    parser.add_argument("search_dir", type=Path)
-    parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--trials", type=int, default=None)
-    parser.add_argument("--deadline", type=float, default=None)
-    parser.add_argument("--max-failures", type=int, default=None)
-    parser.add_argument("--first-number", type=int, default=0)
-    args = parser.parse_args(argv)
+def worker_process(search_dir: Path, storage_url: str, index: int, threads: int, budget: Budget, log: Path,
+                   parent: int) -> None:
+    """Body of one `--workers N` process. On Linux it is forked from `dlx search` after torch and the training
+    code are imported, so it starts in milliseconds instead of paying seconds of imports per worker."""
+    _die_with_parent(parent)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
     import torch
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     from search.api import open_search_dir
+    from search.objective import Objective
     from spec.errors import DlxError
     try:
-        space, study, seed = open_search_dir(args.search_dir, worker=args.index)
-        from search.objective import Objective
-        objective = Objective(space, args.search_dir, owner_attrs())
-        run_trials(study, objective, Budget(args.trials, args.deadline, args.max_failures, args.first_number))
+        space, study, _ = open_search_dir(search_dir, worker=index, storage_url=storage_url)
+        run_trials(study, Objective(space, search_dir, owner_attrs()), budget)
     except DlxError as exc:
         sys.stderr.write(f"error: {exc.render()}\n")
-        return 2
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - a full disk ends the worker with a message, not a traceback
-        from search.study import full_disk
         full = full_disk(exc)
         if full is None:
             raise
         sys.stderr.write(f"error: {full.render()}\n")
-        return 2
-    return 0
+        sys.exit(2)
+    sys.exit(0)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _die_with_parent(parent: int) -> None:
+    """A SIGKILLed `dlx search` takes its workers with it (Linux's PR_SET_PDEATHSIG)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)

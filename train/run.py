@@ -105,9 +105,7 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
             raise DlxError(f"the dataset or its split changed since this run started ({reason}); can't resume.",
                            file=split_path)
     torch.manual_seed(spec.seed)
-    model = build_for(spec, splits).to(plan.device)
-    if plan.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = plan.place(build_for(spec, splits))
     runner = torch.compile(model) if spec.train.compile else model
     data_train = TensorData(splits, "train", plan.device)
     data_val = TensorData(splits, "val", plan.device)

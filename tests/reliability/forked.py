@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
-PRELOAD = ["torch", "optuna", "sklearn.datasets", "cli.main", "train.run", "search.api", "ensemble.api"]
+PRELOAD = ["torch", "torch._dynamo", "optuna", "cli.main", "train.run", "search.api", "ensemble.api"]
 _context = None
 
 
@@ -76,9 +78,19 @@ class Dlx:
     def wait(self, timeout: float = 300) -> int:
         self.process.join(timeout)
         if self.process.is_alive():
+            stacks = self.stacks()
             self.kill()
-            raise AssertionError(f"dlx did not finish within {timeout} s:\n{self.output()}")
+            raise AssertionError(f"dlx did not finish within {timeout} s:\n{self.output()}\n{stacks}")
         return self.process.exitcode
+
+    def stacks(self) -> str:
+        """Where a hung dlx (and its workers) stand, if py-spy is installed: the clue a timeout needs."""
+        spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if spy is None:
+            return "(install py-spy to see the hung process's stacks)"
+        dumps = subprocess.run([spy, "dump", "--pid", str(self.pid), "--subprocesses"], capture_output=True,
+                               text=True, timeout=60)
+        return dumps.stdout + dumps.stderr
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

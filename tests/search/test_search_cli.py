@@ -100,7 +100,7 @@ def test_two_workers_share_sqlite_without_errors(make_space, tmp_path):
 
 
 def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space, tmp_path):
-    space = make_space("sampler: tpe\ntrials: 4\noverrides: {train.epochs: 3}\n")
+    space = make_space("sampler: tpe\ntrials: 4\noverrides: {train.epochs: 40}\n")  # ~2 s a trial: time to catch one
     out = tmp_path / "search"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "search", str(space), "--out", str(out), "--quiet"],
@@ -108,7 +108,7 @@ def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space,
     killed = None
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
-        time.sleep(0.3)
+        time.sleep(0.1)
         if not (out / "study.db").exists():
             continue
         try:
@@ -133,3 +133,27 @@ def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space,
     assert retried and retried[0].params == after[killed].params and retried[0].state.name == "COMPLETE"
     resumed = run_dlx("search", "--resume", out, "--json", check=0)  # nothing left to do: same best, no new trial
     assert json.loads(resumed.stdout)["trials"]["complete"] == 4 and len(load_trials(out)) == len(after)
+
+
+def test_a_trial_killed_before_recording_its_owner_is_failed_after_the_grace_period(make_space, tmp_path,
+                                                                                      monkeypatch):
+    """A kill between Optuna creating a trial and dlx recording its pid left it RUNNING for ever, and a resumed
+    search waited on it without end. Such a trial is failed (and re-queued) once GRACE_SECONDS old."""
+    import optuna
+
+    import search.study
+    from search.api import run_search
+    space = make_space("sampler: random\ntrials: 2\n")
+    out = tmp_path / "search"
+    run_search(space, out=out)
+    study = optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}")
+    orphan = study.ask()  # RUNNING, no owner: as if killed right after Optuna created it
+    monkeypatch.setattr(search.study, "GRACE_SECONDS", 2)
+    started = time.monotonic()
+    result = run_search(resume=out, trials=3)
+    assert result.stopped == "done" and time.monotonic() - started < 60
+    trials = load_trials(out)
+    assert trials[orphan.number].state.name == "FAIL"
+    assert "process died" in trials[orphan.number].user_attrs["fail_reason"]
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 3
+    assert not [t for t in trials if t.state.name == "RUNNING"]

@@ -239,3 +239,13 @@ def test_image_size_must_be_positive(tmp_path):
     write_png_folder(tmp_path / "pics")
     with pytest.raises(ValidationError, match="greater than 0"):  # the spec itself refuses it
         splits_of(dataset="image_folder", path=str(tmp_path / "pics"), image_size=0)
+
+
+def test_digits_read_from_sklearns_file_match_its_loader():
+    """dlx reads the bundled CSV without importing sklearn (a second per process); it must be the same data."""
+    from sklearn.datasets import load_digits as sk_digits
+    from train.data.sources import load_digits
+    raw, reference = load_digits(DataSpec(dataset="digits")), sk_digits()
+    assert raw.x_train.shape == (1797, 1, 8, 8)
+    np.testing.assert_array_equal(raw.x_train[:, 0], (reference.images / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(raw.y_train, reference.target)

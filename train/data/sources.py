@@ -60,10 +60,25 @@ def _download(data, torchvision_class: str, folder: Path, files: list[str], miss
 
 @register_source("digits")
 def load_digits(data) -> RawData:
-    from sklearn.datasets import load_digits as sk_digits
+    images, target = _read_sklearn_digits()
+    x = (images.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
+    return RawData(x, target.astype(np.int64), None, None, [str(c) for c in range(10)], 1.0)
+
+
+def _read_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits, read straight from its CSV: importing sklearn costs over a second
+    per process, which every search worker and trial start would pay."""
+    import importlib.util
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+            if table.shape == (1797, 65):
+                return table[:, :64], table[:, 64].astype(np.int64)
+    from sklearn.datasets import load_digits as sk_digits  # layout changed: take the public API
     bunch = sk_digits()
-    x = (bunch.images[:, None, :, :] / 16.0).astype(np.float32)
-    return RawData(x, bunch.target.astype(np.int64), None, None, [str(c) for c in range(10)], 1.0)
+    return bunch.data, bunch.target
 
 
 _IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
