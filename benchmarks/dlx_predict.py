@@ -1,6 +1,9 @@
 """dlx's own inference path (what `dlx evaluate` and ensemble prediction run), timed in-process.
 
-    python benchmarks/dlx_predict.py RUN_DIR --repeats 20
+    python benchmarks/dlx_predict.py RUN_DIR --repeats 20 [--path evaluate|ensemble]
+
+`evaluate` is `dlx evaluate`'s predict_logits; `ensemble` is the per-member prediction `dlx ensemble` runs
+(ensemble.predictions.member_log_probs, on inputs scaled to [0, 1]).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--path", choices=["evaluate", "ensemble"], default="evaluate")
     args = parser.parse_args()
     import torch
     from train.data import load_splits
@@ -27,6 +31,8 @@ def main() -> None:
     from train.evaluate import load_run_model
     from train.loop import predict_logits
     torch.set_num_threads(args.threads)
+    if args.path == "ensemble":
+        return ensemble_member(args)
     model, spec, _ = load_run_model(args.run_dir)
     plan = pick_device(spec.device)
     model = plan.place(model)
@@ -36,6 +42,22 @@ def main() -> None:
         predict_logits(model, data, plan)
     seconds = time.perf_counter() - start
     print(json.dumps({"images_per_second": args.repeats * len(data) / seconds, "seconds": seconds}))
+
+
+def ensemble_member(args) -> None:
+    import numpy as np
+    from ensemble.members import load_member
+    from ensemble.predictions import load_model, member_log_probs
+    from train.data import load_splits
+    member = load_member(Path(args.run_dir))
+    splits = load_splits(member.spec.data)
+    unit = splits.x[args.split].astype(np.float32) * np.float32(splits.scale)
+    model = load_model(member)
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        member_log_probs(member, unit, model)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"images_per_second": args.repeats * len(unit) / seconds, "seconds": seconds}))
 
 
 if __name__ == "__main__":

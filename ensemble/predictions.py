@@ -21,7 +21,7 @@ def cache_path(member: Member) -> Path:
 def load_model(member: Member, device="cpu"):
     from train.evaluate import load_run_model
     model, _, _ = load_run_model(member.run_dir, device)
-    return model
+    return model.to(memory_format=torch.channels_last)  # as training ran it: oneDNN/cuDNN's faster layout
 
 
 @torch.inference_mode()
@@ -35,6 +35,8 @@ def member_log_probs(member: Member, unit_x: np.ndarray, model=None, device="cpu
     outputs = []
     for start in range(0, len(unit_x), batch_size):
         x = torch.as_tensor(unit_x[start:start + batch_size], dtype=torch.float32, device=device)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         outputs.append(torch.log_softmax(model((x - mean) / std).float(), dim=1).cpu())
     classes = len(member.record["class_names"])
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, classes), np.float32)

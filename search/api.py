@@ -160,6 +160,7 @@ def _warm_imports() -> None:
 
 def _run_workers(search_dir: Path, url: str, workers: int, budget, study, storage, report) -> str:
     import multiprocessing
+    import multiprocessing.connection
     from search.study import counts
     from search.worker import split_threads, worker_process
     (search_dir / "logs").mkdir(exist_ok=True)
@@ -182,7 +183,7 @@ def _run_workers(search_dir: Path, url: str, workers: int, budget, study, storag
             _report_new(study, seen, report)
             if not running:
                 break
-            time.sleep(1.0)
+            multiprocessing.connection.wait([p.sentinel for p in running], timeout=1.0)  # wakes as one ends
     finally:
         for process in processes:
             if process.is_alive():

@@ -24,7 +24,7 @@ class Budget:
     first_number: int = 0          # trials numbered from here on belong to this invocation
 
 
-def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = None, poll: float = 1.0) -> str:
+def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = None, poll: float = 0.25) -> str:
     """Run trials until the budget is spent; returns why it stopped: 'done', 'timeout' or 'failures'."""
     import optuna
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
