@@ -3,8 +3,8 @@
 Default storage is SQLite `study.db` in the search folder; any Optuna RDB URL (postgresql://, mysql://)
 lets processes on several machines share one study. Trials record pid and host; a RUNNING trial of this
 host whose process is gone is failed and re-queued with its parameters, and so is one killed before it
-recorded an owner, once `GRACE_SECONDS` old. The RDB heartbeat does the same for trials of other machines,
-after `GRACE_SECONDS` without a beat.
+recorded an owner, once `ORPHAN_SECONDS` old. The RDB heartbeat does the same for trials of other
+machines, after `GRACE_SECONDS` without a beat.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from spec.errors import DlxError
 SPACE_ATTR = "dlx_space"
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
+ORPHAN_SECONDS = GRACE_SECONDS  # a RUNNING trial that never recorded its owner is taken for dead after this
 SQLITE_TIMEOUT = 60
 
 
@@ -75,7 +76,9 @@ def open_storage(url: str, heartbeat: bool = True):
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
     shown = redact(url)
     url = _with_driver(url)
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    sqlite = url.startswith("sqlite")
+    # isolation_level=None: pysqlite's own deferred BEGIN is off, so _serialise_sqlite can begin each transaction
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT, "isolation_level": None}} if sqlite else {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     beat = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS,
@@ -93,10 +96,25 @@ def open_storage(url: str, heartbeat: bool = True):
     except OperationalError as exc:
         raise DlxError(f"can't reach the storage {shown}: {_first_line(exc.orig or exc)}. Check that the server "
                        "runs, the host and port, and the credentials.", key="--storage") from None
-    if url.startswith("sqlite"):  # WAL lets readers (the live table, other workers) proceed while one writes
+    if sqlite:  # WAL lets readers (the live table, other workers) proceed while one writes
         with storage.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        _serialise_sqlite(storage.engine)
     return storage
+
+
+def _serialise_sqlite(engine) -> None:
+    """Make every transaction BEGIN IMMEDIATE. pysqlite otherwise runs a transaction's SELECTs before taking
+    any lock, so Optuna's check-then-set on a WAITING trial is not atomic: two workers starting together both
+    popped the same re-queued trial, trained it into the same folder, and one then crashed on
+    "Cannot tell a COMPLETE trial"."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened so far were made before the listener
 
 
 def _create_tables(create: Callable, attempts: int = 5):
@@ -203,13 +221,13 @@ def _dead(trial, host: str) -> bool:
     attrs = trial.user_attrs
     if "pid" not in attrs:  # killed after Optuna created it, before the objective recorded its owner
         started = trial.datetime_start
-        return started is not None and (datetime.datetime.now() - started).total_seconds() > GRACE_SECONDS
+        return started is not None and (datetime.datetime.now() - started).total_seconds() > ORPHAN_SECONDS
     return attrs.get("host") == host and not _alive(int(attrs["pid"]))
 
 
 def fail_dead_trials(study) -> list[int]:
     """Fail RUNNING trials whose process is gone and re-queue them: those of this host whose process no
-    longer exists, and those of any host that never recorded an owner within GRACE_SECONDS."""
+    longer exists, and those of any host that never recorded an owner within ORPHAN_SECONDS."""
     from optuna.trial import TrialState
     host = socket.gethostname()
     failed = []

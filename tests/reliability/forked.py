@@ -6,6 +6,7 @@ from it (never from pytest, whose threads a fork would copy). The child is an or
 """
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import shutil
@@ -22,11 +23,14 @@ PRELOAD = ["torch", "torch._dynamo", "optuna", "cli.main", "train.run", "search.
 _context = None
 
 
-def _cli_child(argv: list[str], cwd: str, log: str, env: dict) -> None:
+def _cli_child(argv: list[str], cwd: str, log: str, env: dict, patches: dict) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.environ.update(env)
+    for target, value in patches.items():  # "module.CONSTANT": value, e.g. a shorter wait for the test's sake
+        module, name = target.rsplit(".", 1)
+        setattr(importlib.import_module(module), name, value)
     os.chdir(cwd)
     sys.argv = ["dlx", *argv]
     from cli.main import main
@@ -45,11 +49,12 @@ def context():
 class Dlx:
     """One `dlx` process: `kill()` sends SIGKILL to it (and to the worker processes it started)."""
 
-    def __init__(self, args, log: Path, cwd: Path = ROOT, env: dict | None = None):
+    def __init__(self, args, log: Path, cwd: Path = ROOT, env: dict | None = None, patches: dict | None = None):
         self.log = Path(log)
         self.started = time.monotonic()
         self.process = context().Process(target=_cli_child, args=([str(a) for a in args], str(cwd), str(log),
-                                                                  {"COLUMNS": "200", **(env or {})}))
+                                                                  {"COLUMNS": "200", **(env or {})},
+                                                                  patches or {}))
         self.process.start()
 
     @property

@@ -138,7 +138,7 @@ def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space,
 def test_a_trial_killed_before_recording_its_owner_is_failed_after_the_grace_period(make_space, tmp_path,
                                                                                       monkeypatch):
     """A kill between Optuna creating a trial and dlx recording its pid left it RUNNING for ever, and a resumed
-    search waited on it without end. Such a trial is failed (and re-queued) once GRACE_SECONDS old."""
+    search waited on it without end. Such a trial is failed (and re-queued) once ORPHAN_SECONDS old."""
     import optuna
 
     import search.study
@@ -148,7 +148,7 @@ def test_a_trial_killed_before_recording_its_owner_is_failed_after_the_grace_per
     run_search(space, out=out)
     study = optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}")
     orphan = study.ask()  # RUNNING, no owner: as if killed right after Optuna created it
-    monkeypatch.setattr(search.study, "GRACE_SECONDS", 2)
+    monkeypatch.setattr(search.study, "ORPHAN_SECONDS", 2)
     started = time.monotonic()
     result = run_search(resume=out, trials=3)
     assert result.stopped == "done" and time.monotonic() - started < 60
