@@ -8,13 +8,16 @@ from torch import nn
 
 from archs import modules
 from archs.parse import LayerNode, parse_model
-from archs.vocabulary import Dense, Layer, Residual, conv_out
+from archs.vocabulary import BatchNormalization, Conv2D, Dense, Layer, Residual, conv_out
 from spec.errors import DlxError
 
 
 @dataclass
 class LayerRow:
-    """One line of the summary: Keras-style name, type, output shape (channels last) and parameters."""
+    """One line of the summary: Keras-style name, type, output shape (channels last) and parameters.
+
+    `params` counts all of the layer's parameters, trainable or not, as Keras's Param # does, so the rows add up
+    to the model's total; a Residual's own row ("block" role) has 0: its layers, shortcut and addition follow it."""
 
     name: str
     type: str
@@ -22,6 +25,7 @@ class LayerRow:
     params: int
     non_trainable: int
     depth: int = 0
+    role: str = ""  # "block" (a Residual's heading), "shortcut" (its projection), or "" (a layer)
 
 
 def keras_shape(shape: tuple) -> list[int]:
@@ -75,21 +79,51 @@ def _output_shape(node: LayerNode, index_label: str, shape: tuple, classes) -> t
     return out
 
 
-def _shortcut(in_shape: tuple, out_shape: tuple, shortcut_bn: bool, key: str) -> nn.Module:
+def _shortcut(in_shape: tuple, out_shape: tuple, block: Residual, key: str) -> list[LayerNode]:
+    """The layers of a Residual's shortcut: none when the body keeps the shape, else a projection (a strided 1×1
+    Conv2D, optionally followed by BatchNormalization, or a Dense for flat features), built and summarised as any
+    other layer."""
     if in_shape == out_shape:
-        return nn.Identity()
+        return []
     if len(in_shape) != len(out_shape):
         raise DlxError("a Residual block must keep its input an image or flat, not change between them.", key=key)
+    key = f"{key}.shortcut"
     if len(in_shape) == 1:
-        return nn.Linear(in_shape[0], out_shape[0])
+        return [LayerNode(Dense(units=out_shape[0], use_bias=block.shortcut_use_bias), key)]
     stride = max(1, in_shape[1] // out_shape[1])
     if (conv_out(in_shape[1], 1, stride, 1, "valid"), conv_out(in_shape[2], 1, stride, 1, "valid")) != out_shape[1:]:
         raise DlxError(f"the Residual body maps {describe(in_shape)} to {describe(out_shape)}, which no strided 1×1 "
                        "shortcut can match; use padding: same inside the block.", key=key)
-    projection = nn.Conv2d(in_shape[0], out_shape[0], 1, stride)
-    if not shortcut_bn:
-        return projection
-    return nn.Sequential(projection, nn.BatchNorm2d(out_shape[0], eps=1e-3, momentum=0.01))
+    projection = LayerNode(Conv2D(filters=out_shape[0], kernel_size=1, strides=stride,
+                                  use_bias=block.shortcut_use_bias), key)
+    return [projection, LayerNode(BatchNormalization(), key)] if block.shortcut_bn else [projection]
+
+
+def _layer_row(name: str, type_name: str, shape: tuple, module: nn.Module | None, depth: int, role: str = "") -> LayerRow:
+    trainable, non_trainable = count_params(module) if module is not None else (0, 0)
+    return LayerRow(name, type_name, keras_shape(shape), trainable + non_trainable, non_trainable, depth, role)
+
+
+def _build_residual(node: LayerNode, label: str, shape: tuple, classes, namer: "_Namer", rows: list[LayerRow],
+                    depth: int) -> tuple[nn.Module, tuple]:
+    """A Residual as a Keras functional model summarises it: a heading row, then the body's layers, the shortcut's
+    projection, the addition and the activation after it, one row each."""
+    block: Residual = node.layer
+    heading = _layer_row(namer("Residual"), "Residual", shape, None, depth, role="block")
+    rows.append(heading)
+    body, out = build_layers(node.children, shape, classes, namer, rows, depth + 1, f"{label}.")
+    shortcut_rows: list[LayerRow] = []
+    shortcut, _ = build_layers(_shortcut(shape, out, block, node.key), shape, classes, namer, shortcut_rows,
+                               depth + 1, f"{label}.shortcut.")
+    for row in shortcut_rows:
+        row.role = "shortcut"
+    rows.extend(shortcut_rows)
+    rows.append(_layer_row(namer("Add"), "Add", out, None, depth + 1))
+    post = modules.activation(block.activation)
+    if block.activation is not None:
+        rows.append(_layer_row(namer("Activation"), "Activation", out, post, depth + 1))
+    heading.output_shape = keras_shape(out)
+    return modules.Residual(nn.Sequential(*body), modules.chain(*shortcut) if shortcut else nn.Identity(), post), out
 
 
 def build_layers(nodes: list[LayerNode], shape: tuple, classes, namer: _Namer, rows: list[LayerRow],
@@ -99,18 +133,12 @@ def build_layers(nodes: list[LayerNode], shape: tuple, classes, namer: _Namer, r
         label = f"{prefix}{index}"
         layer: Layer = node.layer
         if isinstance(layer, Residual):
-            row = LayerRow(namer("Residual"), "Residual", [], 0, 0, depth)
-            rows.append(row)
-            body, out = build_layers(node.children, shape, classes, namer, rows, depth + 1, f"{label}.")
-            module = modules.Residual(nn.Sequential(*body), _shortcut(shape, out, layer.shortcut_bn, node.key),
-                                      modules.activation(layer.activation))
-            row.output_shape = keras_shape(out)
-            row.params, row.non_trainable = count_params(module.shortcut)
+            module, out = _build_residual(node, label, shape, classes, namer, rows, depth)
         else:
             _check_input(node, label, shape)
             out = _output_shape(node, label, shape, classes)
             module = layer.build(shape, classes) if isinstance(layer, Dense) else layer.build(shape)
-            rows.append(LayerRow(namer(node.type), node.type, keras_shape(out), *count_params(module), depth=depth))
+            rows.append(_layer_row(namer(node.type), node.type, out, module, depth))
         built.append(module)
         shape = out
     return built, shape

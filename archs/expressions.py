@@ -67,6 +67,24 @@ def evaluate(expression: str, variables: dict, key: str) -> Any:
         raise DlxError(f"'${{{expression}}}' could not be evaluated: {exc}.", key=key) from None
 
 
+def referenced_names(value: Any) -> set[str]:
+    """Every name that a ${...} anywhere inside `value` (strings, lists, mappings) refers to, evaluated or not."""
+    if isinstance(value, str):
+        names: set[str] = set()
+        for expression in _REF.findall(value):
+            try:
+                tree = ast.parse(expression.strip(), mode="eval")
+            except SyntaxError:
+                continue  # reported where it is evaluated
+            names.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
+        return names
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list):
+        return set().union(*(referenced_names(v) for v in value))
+    return set()
+
+
 def substitute(value: Any, variables: dict, key: str) -> Any:
     """Replace ${...} references recursively; a string that is one whole reference keeps the value's type."""
     if isinstance(value, str):

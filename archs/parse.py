@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 import archs.vocabulary as vocabulary  # noqa: F401 - registers the layers
-from archs.expressions import substitute
+from archs.expressions import referenced_names, substitute
 from archs.registry import layer_class
-from spec.errors import DlxError, unknown_name
+from spec.errors import DlxError, did_you_mean, unknown_name
 from spec.yamlio import load_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -52,7 +52,20 @@ def resolve_model(model) -> tuple[list, dict, str]:
 def parse_model(model) -> list[LayerNode]:
     layers, variables, prefix = resolve_model(model)
     counter = [0]
-    return parse_layers(layers, variables, prefix, counter)
+    nodes = parse_layers(layers, variables, prefix, counter)
+    check_vars_referenced(model.vars, model)
+    return nodes
+
+
+def check_vars_referenced(names, model, key: str = "model.vars") -> None:
+    """A var that no layer references (a misspelling, say) would change nothing, silently: refuse it. References
+    count wherever they sit: in the preset's layers, and in layers a `when` drops or a Repeat repeats 0 times."""
+    used = referenced_names(resolve_model(model)[0])
+    for name in names:
+        if name not in used:
+            raise DlxError(f"no layer references the var '{name}' (as ${{{name}}}), so setting or varying it would "
+                           f"change nothing; the layers reference: {', '.join(sorted(used)) or 'no vars'}."
+                           f"{did_you_mean(name, used)}", key=f"{key}.{name}")
 
 
 def parse_layers(items: Any, variables: dict, key: str, counter: list[int]) -> list[LayerNode]:
@@ -108,7 +121,6 @@ def parse_item(item: Any, variables: dict, key: str, counter: list[int]) -> list
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
         if error["type"] == "extra_forbidden":
-            from spec.errors import did_you_mean
             known = [n for n in cls.model_fields]
             message = f"{cls.__name__} has no argument '{where}'; its arguments are: {', '.join(known)}.{did_you_mean(where, known)}"
         elif error["type"] == "missing":

@@ -1,12 +1,16 @@
-"""Model summary as data (the CLI formats it): rows, totals, an estimate of FLOPs per image."""
+"""Model summary as data (the CLI formats it): rows (each with all its parameters, as Keras's Param #), totals,
+an estimate of FLOPs per image."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
+from typing import Optional
 
 import torch
 from torch import nn
 
 from archs.builder import build_model, count_params, keras_shape
+from spec.errors import DlxError
 
 
 def estimate_flops(model: nn.Module, input_shape: tuple) -> int:
@@ -34,17 +38,49 @@ def estimate_flops(model: nn.Module, input_shape: tuple) -> int:
     return total
 
 
-def summarize(spec) -> dict:
-    from train.data import dataset_info
-    info = dataset_info(spec.data)
-    model = build_model(spec.model, info.input_shape, info.classes)
+MAX_INPUT_VALUES = 2 ** 24  # one probe image is traced for the FLOPs estimate: keep it to 64 MB
+
+
+def summary_inputs(input_shape: Optional[str], classes: Optional[int]) -> tuple[Optional[tuple], Optional[int]]:
+    """`--input-shape` and `--classes`, checked: (channels-first shape or None, classes or None)."""
+    if classes is not None and not 1 <= classes <= 1_000_000:
+        raise DlxError(f"the number of classes must be between 1 and 1000000, but got {classes}.", key="--classes")
+    return (parse_input_shape(input_shape) if input_shape is not None else None), classes
+
+
+def parse_input_shape(text: str) -> tuple:
+    """'H,W,C' (an image, channels last as Keras writes it) or 'F' (flat features) → the channels-first shape the
+    builder takes."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 3) or min(sizes) < 1:
+        raise DlxError(f"expected H,W,C such as 32,32,3 (or one number of flat features), each a positive whole "
+                       f"number, but got {text!r}.", key="--input-shape")
+    if math.prod(sizes) > MAX_INPUT_VALUES:
+        raise DlxError(f"an input of {math.prod(sizes):,} values is more than the {MAX_INPUT_VALUES:,} a summary "
+                       f"traces; got {text!r}.", key="--input-shape")
+    return (sizes[2], sizes[0], sizes[1]) if len(sizes) == 3 else (sizes[0],)
+
+
+def summarize(spec, input_shape: Optional[tuple] = None, classes: Optional[int] = None) -> dict:
+    """The summary for `input_shape` (channels first) and `classes`; the spec's dataset supplies only what is not
+    given, so with both the dataset is never read (a spec can be summarised on a machine without its data)."""
+    if input_shape is None or classes is None:
+        from train.data import dataset_info
+        info = dataset_info(spec.data)
+        input_shape = info.input_shape if input_shape is None else input_shape
+        classes = info.classes if classes is None else classes
+    model = build_model(spec.model, input_shape, classes)
     trainable, non_trainable = count_params(model)
     return {
         "name": spec.name,
-        "input_shape": keras_shape(info.input_shape),
-        "classes": info.classes,
+        "input_shape": keras_shape(input_shape),
+        "classes": classes,
         "layers": [asdict(row) for row in model.rows],
+        "total_params": trainable + non_trainable,
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,
-        "mflops": estimate_flops(model, info.input_shape) / 1e6,
+        "mflops": estimate_flops(model, input_shape) / 1e6,
     }

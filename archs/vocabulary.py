@@ -282,7 +282,8 @@ class Residual(Layer):
     """`layers` plus the block's input; a 1×1 conv shortcut when channels or size change."""
 
     layers: list[Any] = Field(min_length=1)
-    shortcut_bn: bool = False
+    shortcut_bn: bool = Field(False, description="a BatchNormalization after the projection shortcut")
+    shortcut_use_bias: bool = Field(True, description="the projection's bias; Keras ResNets drop it before the BN")
     activation: Optional[ActivationName] = Field(None, description="applied after the addition")
 
 

@@ -1,6 +1,9 @@
 """Ensemble benchmark: (1) time to fit weights for 20 members x 10,000 samples x 10 classes (goal: under one
-second on 2 CPU cores); (2) best member vs plain average vs weighted vs greedy on test, for a pool of
-diverse digits runs. Usage: python benchmarks/ensemble_bench.py [--quick]. Writes ensemble_bench.json here."""
+second on 2 CPU cores; `auto`, which cross-validates four methods, is timed too); (2) on three pools of digits
+runs — differently seeded and sized CNNs, different architectures, a search's trials — best member vs plain average
+vs the default ensemble (`auto`, for accuracy) on test data. Goal per pool: ensemble test accuracy >=
+max(best member, average) - 0.3 points, and ensemble test NLL <= the best member's.
+Usage: python benchmarks/ensemble_bench.py [--quick]. Writes ensemble_bench.json here."""
 from __future__ import annotations
 
 import argparse
@@ -16,18 +19,23 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+NO_VARS = "model.vars={}"  # custom layer lists reference none of digits.yaml's vars
 MLP = "model.layers=[Flatten, {Dense: {units: %d, activation: %s}}, {Dense: {units: classes}}]"
 CNN = ("model.layers=[{Conv2D: {filters: %d, kernel_size: 3, padding: same, activation: relu}}, {MaxPooling2D: 2}, "
        "Flatten, {Dense: {units: classes}}]")
-POOL = {  # name → (overrides, quick epochs, full epochs)
-    "mlp64_relu": ([MLP % (64, "relu")], 10, 30),
-    "mlp64_relu_seed1": ([MLP % (64, "relu"), "seed=1"], 10, 30),
-    "mlp32_tanh": ([MLP % (32, "tanh")], 10, 30),
-    "mlp128_gelu": ([MLP % (128, "gelu")], 10, 30),
-    "cnn8": ([CNN % 8], 4, 12),
+ARCHITECTURES = {  # name → (overrides, quick epochs, full epochs)
+    "mlp64_relu": ([NO_VARS, MLP % (64, "relu")], 10, 30),
+    "mlp64_relu_seed1": ([NO_VARS, MLP % (64, "relu"), "seed=1"], 10, 30),
+    "mlp32_tanh": ([NO_VARS, MLP % (32, "tanh")], 10, 30),
+    "mlp128_gelu": ([NO_VARS, MLP % (128, "gelu")], 10, 30),
+    "cnn8": ([NO_VARS, CNN % 8], 4, 12),
     "digits_cnn16": (["model.vars.width=16"], 4, 15),
-    "poor_1epoch": ([MLP % (8, "relu"), "train.optimizer.lr=0.0005"], 1, 1),
+    "poor_1epoch": ([NO_VARS, MLP % (8, "relu"), "train.optimizer.lr=0.0005"], 1, 1),
 }
+SEEDS_AND_SIZES = {f"digits_w{w}_s{s}": ([f"model.vars.width={w}", f"seed={s}"], 4, 12)
+                   for w in (8, 16, 32) for s in (0, 1)}
+SEARCH = {"trials": (8, 16), "epochs": (4, 8)}  # quick, full: configs/search_digits.yaml with every checkpoint kept
+ACCURACY_SLACK = 0.003  # the goal's 0.3 points
 
 
 def time_weight_fit(members=20, samples=10_000, classes=10, repeats=3) -> dict:
@@ -37,10 +45,10 @@ def time_weight_fit(members=20, samples=10_000, classes=10, repeats=3) -> dict:
     logits = rng.normal(size=(members, samples, classes)) + rng.uniform(0.5, 3, (members, 1, 1)) * np.eye(classes)[y]
     log_probs = (logits - np.log(np.exp(logits).sum(2, keepdims=True))).astype(np.float32)
     result = {"members": members, "samples": samples, "classes": classes, "threads": torch.get_num_threads()}
-    for name in ("weighted", "greedy"):
-        fit = get_method(name)
+    from ensemble.selection import select
+    for name, fit in (("weighted", get_method("weighted")), ("greedy", get_method("greedy")), ("auto", select)):
         seconds = []
-        for _ in range(repeats):
+        for _ in range(repeats if name != "auto" else 1):
             start = time.perf_counter()
             fit(log_probs, y)
             seconds.append(time.perf_counter() - start)
@@ -48,31 +56,72 @@ def time_weight_fit(members=20, samples=10_000, classes=10, repeats=3) -> dict:
     return result
 
 
-def pool_comparison(quick: bool) -> dict:
-    from ensemble.api import build_ensemble
+def train_pool(pool: dict, folder: Path, quick: bool) -> list[Path]:
     from spec.load import load_spec
     from train.run import train
-    rows, folder = {}, Path(tempfile.mkdtemp(prefix="dlx-ensemble-bench-"))
-    for name, (overrides, quick_epochs, epochs) in POOL.items():
+    for name, (overrides, quick_epochs, epochs) in pool.items():
         spec = load_spec(ROOT / "configs" / "digits.yaml", [*overrides, f"name={name}", "output.save_last=false",
                                                               f"train.epochs={quick_epochs if quick else epochs}"])
         train(spec, out=folder / name)
-    paths = [folder / n for n in POOL]
-    for method, temperature in (("weighted", False), ("greedy", False), ("weighted", True)):
-        key = method + ("+temperature" if temperature else "")
-        result = build_ensemble(paths, method=method, temperature=temperature, out=folder / f"ensemble-{key}")
-        rows.setdefault("best_member", {**result["results"]["best_member"]})
-        rows.setdefault("average", result["results"]["average"])
-        rows[key] = {**result["results"]["ensemble"], "weights": {Path(m["run"]).name: round(m["weight"], 4)
-                                                                     for m in result["members"]}}
-        rows[key]["fit_seconds"] = result["seconds"]["fit"]
-        rows.setdefault("near_duplicates", [(Path(p["a"]).name, Path(p["b"]).name, p["disagreement"])
-                                            for p in result["near_duplicates"]])
-        rows.setdefault("members", {Path(m["run"]).name: {"val_accuracy": m["val_accuracy"],
-                                                          "test_accuracy": m["test_accuracy"]}
-                                    for m in result["members"]})
+    return [folder / n for n in pool]
+
+
+def search_pool(folder: Path, quick: bool) -> list[Path]:
+    import yaml
+    from search import run_search
+    space = yaml.safe_load((ROOT / "configs" / "search_digits.yaml").read_text())
+    space.update(base=str(ROOT / "configs" / "digits.yaml"), trials=SEARCH["trials"][not quick], keep=None,
+                 overrides={"train.epochs": SEARCH["epochs"][not quick], "output.save_last": False})
+    path = folder / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    run_search(path, out=folder / "search", workers=1)
+    return [folder / "search"]
+
+
+def compare(paths: list[Path], out: Path) -> dict:
+    """Best member, plain average and the default ensemble on test data; whether the goal is met."""
+    from ensemble.api import build_ensemble
+    result = build_ensemble(paths, method="auto", out=out)
+    results = result["results"]
+    row = {"members": len(result["members"]), "skipped": len(result["skipped"]), "method": result["method"],
+           "reason": result["selection"]["reason"], "fit_seconds": result["seconds"]["fit"],
+           **{key: {"test_accuracy": results[key]["test"]["accuracy"], "test_nll": results[key]["test"]["nll"],
+                    "val_accuracy": results[key]["val"]["accuracy"], "val_nll": results[key]["val"]["nll"]}
+              for key in ("best_member", "average", "ensemble")},
+           "weights": {m["id"]: round(m["weight"], 4) for m in result["members"]}}
+    ensemble, best, average = row["ensemble"], row["best_member"], row["average"]
+    row["goal_accuracy"] = ensemble["test_accuracy"] >= max(best["test_accuracy"], average["test_accuracy"]) - ACCURACY_SLACK
+    row["goal_nll"] = ensemble["test_nll"] <= best["test_nll"]
+    return row
+
+
+def pool_comparison(quick: bool) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="dlx-ensemble-bench-"))
+    pools = {"seeds and widths": lambda f: train_pool(SEEDS_AND_SIZES, f, quick),
+             "architectures": lambda f: train_pool(ARCHITECTURES, f, quick),
+             "search trials": lambda f: search_pool(f, quick)}
+    rows = {}
+    for name, make in pools.items():
+        pool_dir = folder / name.replace(" ", "_")
+        pool_dir.mkdir()
+        rows[name] = compare(make(pool_dir), pool_dir / "ensemble")
+        print(f"{name}: {rows[name]['method']} ({rows[name]['members']} members)", flush=True)
     rows["runs_folder"] = str(folder)
     return rows
+
+
+def print_table(pools: dict) -> None:
+    print(f"{'pool':18s} {'members':>7s}  {'best member':>15s}  {'plain average':>15s}  {'ensemble':>15s}  "
+          f"{'method':22s} goal")
+    print(f"{'':18s} {'':>7s}  {'acc':>7s} {'NLL':>7s}  {'acc':>7s} {'NLL':>7s}  {'acc':>7s} {'NLL':>7s}")
+    for name, row in pools.items():
+        if not isinstance(row, dict):
+            continue
+        cells = "  ".join(f"{row[k]['test_accuracy']:7.4f} {row[k]['test_nll']:7.4f}"
+                          for k in ("best_member", "average", "ensemble"))
+        goal = "met" if row["goal_accuracy"] and row["goal_nll"] else (
+            f"missed ({'accuracy' if not row['goal_accuracy'] else ''}{' NLL' if not row['goal_nll'] else ''})")
+        print(f"{name:18s} {row['members']:7d}  {cells}  {row['method']:22s} {goal}")
 
 
 def main() -> None:
@@ -80,16 +129,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer epochs per pool member")
     args = parser.parse_args()
     report = {"quick": args.quick, "torch": torch.__version__, "weight_fit": time_weight_fit(),
-              "pool": pool_comparison(args.quick)}
+              "pools": pool_comparison(args.quick)}
+    from train.checkpoint import atomic_write_json
     out = Path(__file__).with_suffix(".json")
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(out, report)
     fit = report["weight_fit"]
     print(f"weights for {fit['members']} members x {fit['samples']} samples x {fit['classes']} classes: "
-          f"weighted {fit['weighted_seconds']:.3f}s, greedy {fit['greedy_seconds']:.3f}s")
-    for key in ("best_member", "average", "weighted", "greedy", "weighted+temperature"):
-        r = report["pool"][key]
-        print(f"{key:20s} test accuracy {r['test']['accuracy']:.4f}  NLL {r['test']['nll']:.4f}  "
-              f"ECE {r['test']['ece']:.4f}   (val NLL {r['val']['nll']:.4f})")
+          f"weighted {fit['weighted_seconds']:.3f}s, greedy {fit['greedy_seconds']:.3f}s, auto {fit['auto_seconds']:.3f}s")
+    print("test data (never used to fit or choose):")
+    print_table(report["pools"])
     print(f"written to {out}")
 
 

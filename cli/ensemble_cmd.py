@@ -1,9 +1,10 @@
 """`dlx ensemble`: pool several runs with weights fitted on validation data."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -11,38 +12,122 @@ from cli.common import JsonOption, console, friendly_errors, print_json
 
 
 class Method(str, Enum):
+    auto = "auto"
     weighted = "weighted"
     greedy = "greedy"
     average = "average"
     stacking = "stacking"
 
 
+class Metric(str, Enum):
+    accuracy = "accuracy"
+    nll = "nll"
+
+
 def _fmt(value, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _print_result(result: dict) -> None:
+@dataclass
+class Column:
+    """A table column: its header, how a row becomes its cell, and how readily it goes when space is short
+    (keep=0: never dropped; otherwise lower goes first). A `flexible` column wraps before anything is dropped."""
+
+    header: str
+    cell: Callable[[dict], str]
+    keep: int = 0
+    flexible: bool = False
+    min_width: int = 14
+
+
+def _longest_word(column: Column, rows: list[dict]) -> int:
+    """A flexible column wraps between words, never inside one: it needs its longest word."""
+    return max(len(word) for text in [column.header, *(column.cell(r) for r in rows)] for word in text.split() or [""])
+
+
+def fit_columns(columns: list[Column], rows: list[dict], width: int) -> list[Column]:
+    """The columns that fit in `width` without cutting a cell: drop the least important ones until the table fits,
+    counting a flexible column at its minimum width (it wraps)."""
+    chosen = list(columns)
+    while True:
+        natural = {c.header: max([len(c.header)] + [len(c.cell(r)) for r in rows]) for c in chosen}
+        need = sum(max(min(natural[c.header], c.min_width), _longest_word(c, rows)) if c.flexible
+                   else natural[c.header] for c in chosen)
+        if need + 3 * len(chosen) + 1 <= width or not any(c.keep for c in chosen):
+            return chosen
+        chosen.remove(min((c for c in chosen if c.keep), key=lambda c: c.keep))
+
+
+def _table(title: str, columns: list[Column], rows: list[dict]):
+    """A rich table of `rows` showing the columns that fit the console; cells fold rather than being cut."""
     from rich.table import Table
-    members = Table(title=f"members ({result['method']})")
-    for column in ("run", "architecture", "val acc", "val NLL", "test acc", "weight", "mean disagr.", "NLL lost w/o"):
-        members.add_column(column, justify="left" if column in ("run", "architecture") else "right")
+    chosen = fit_columns(columns, rows, console.width)
+    table = Table(title=title)
+    for index, column in enumerate(chosen):
+        table.add_column(column.header, justify="left" if index == 0 or column.flexible else "right",
+                         no_wrap=not column.flexible, overflow="fold")
+    for row in rows:
+        table.add_row(*(column.cell(row) for column in chosen))
+    return table
+
+
+def _adds(row: dict) -> str:
+    loo = row.get("leave_one_out")
+    return "-" if not loo else f"{100 * loo['val_accuracy_loss'] + 0.0:+.2f}"
+
+
+def member_columns(result: dict) -> list[Column]:
+    columns = [Column(result.get("id_title", "run"), lambda r: r["id"]),
+               Column("differs", lambda r: r["differs"] or "-", keep=5, flexible=True),
+               Column("weight", lambda r: "dropped" if r["dropped"] else _fmt(r["weight"], 3)),
+               Column("val acc", lambda r: _fmt(r["val_accuracy"])),
+               Column("val NLL", lambda r: _fmt(r["val_nll"]), keep=6),
+               Column("test acc", lambda r: _fmt(r["test_accuracy"]), keep=4),
+               Column("disagr.", lambda r: _fmt(r["mean_disagreement"], 3), keep=2),
+               Column("adds pts", _adds, keep=3)]
+    if result["temperature_scaling"]:
+        columns.append(Column("T", lambda r: _fmt(r["temperature"], 2), keep=1))
+    if not any(r["differs"] for r in result["members"]):
+        columns.pop(1)
+    return columns
+
+
+def label(result: dict, identifier: str) -> str:
+    """A member's identifier in prose: 'trial 3' where the table column says 'trial'."""
+    return f"trial {identifier}" if result.get("id_title") == "trial" else identifier
+
+
+def _comparison(result: dict):
+    labels = {"best_member": f"best member ({label(result, result['results']['best_member']['id'])})",
+              "average": "plain average", "ensemble": f"ensemble ({result['method']})"}
+    rows = [{"label": label, **{f"{s} {m}": _fmt(result["results"][key][s][m]) for s in ("val", "test")
+                                for m in ("accuracy", "nll", "ece")}} for key, label in labels.items()]
+    columns = [Column("", lambda r: r["label"], flexible=True)]
+    for split, keep in (("val", 1), ("test", 3)):
+        columns += [Column(f"{split} acc", lambda r, s=split: r[f"{s} accuracy"]),
+                    Column(f"{split} NLL", lambda r, s=split: r[f"{s} nll"]),
+                    Column(f"{split} ECE", lambda r, s=split: r[f"{s} ece"], keep=keep)]
+    return _table("validation (fitted here) and test (scored only)", columns, rows)
+
+
+def _print_selection(result: dict) -> None:
+    selection = result["selection"]
+    if selection["candidates"]:
+        columns = [Column("method", lambda r: r["method"] + (" *" if r["method"] == selection["winner"] else "")),
+                   Column("CV acc", lambda r: _fmt(r["cv_accuracy"])), Column("CV NLL", lambda r: _fmt(r["cv_nll"]))]
+        console.print(_table(f"{selection['folds']}-fold CV on validation", columns, selection["candidates"]))
+    console.print(f"method: {result['method']} — {selection['reason']}", highlight=False)
+
+
+def _print_result(result: dict) -> None:
+    _print_selection(result)
+    console.print(_table(f"members ({result['method']})", member_columns(result), result["members"]))
     for row in result["members"]:
-        loo = row["leave_one_out"] or {}
-        weight = "dropped" if row["dropped"] else _fmt(row["weight"], 3)
-        members.add_row(Path(row["run"]).name, row["architecture"], _fmt(row["val_accuracy"]), _fmt(row["val_nll"]),
-                        _fmt(row["test_accuracy"]), weight, _fmt(row["mean_disagreement"], 3),
-                        _fmt(loo.get("val_nll_loss")))
-    console.print(members)
-    comparison = Table(title="validation (weights fitted here) and test")
-    for column in ("", "val acc", "val NLL", "val ECE", "test acc", "test NLL", "test ECE"):
-        comparison.add_column(column, justify="left" if not column else "right")
-    labels = {"best_member": "best member", "average": "plain average", "ensemble": f"ensemble ({result['method']})"}
-    for key, label in labels.items():
-        r = result["results"][key]
-        comparison.add_row(label, *(_fmt(r[s][m]) for s in ("val", "test") for m in ("accuracy", "nll", "ece")))
-    console.print(comparison)
+        console.print(f"  {label(result, row['id'])}: {row['reason']}", highlight=False)
+    console.print(_comparison(result))
+    ids = {row["run"]: label(result, row["id"]) for row in result["members"]}
     for pair in result["near_duplicates"]:
-        console.print(f"[yellow]near-duplicates:[/] {Path(pair['a']).name} and {Path(pair['b']).name} disagree on "
+        console.print(f"[yellow]near-duplicates:[/] {ids[pair['a']]} and {ids[pair['b']]} disagree on "
                       f"{pair['disagreement']:.1%} of validation samples.", highlight=False)
     for line in result["advice"]:
         console.print(line, highlight=False)
@@ -55,7 +140,12 @@ def _print_result(result: dict) -> None:
 
 @friendly_errors
 def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or search folders (e.g. runs/*).")],
-             method: Annotated[Method, typer.Option(help="How members are pooled.")] = Method.weighted,
+             method: Annotated[Method, typer.Option(
+                 help="How members are pooled. auto: average, weighted, weighted with per-member temperatures or "
+                      "greedy, whichever cross-validates best on the validation data.")] = Method.auto,
+             metric: Annotated[Metric, typer.Option(
+                 help="What the ensemble is fitted and chosen for (NLL is reported beside accuracy either way).")]
+             = Metric.accuracy,
              out: Annotated[Optional[Path], typer.Option(help="Ensemble folder (default: runs/ensemble-<time>).")] = None,
              temperature: Annotated[bool, typer.Option("--temperature", help="Fit a temperature per member first.")] = False,
              duplicate_threshold: Annotated[float, typer.Option(
@@ -63,7 +153,7 @@ def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or
              json: JsonOption = False) -> None:
     """Combine runs into an ensemble with weights fitted on validation data (never on test data)."""
     from ensemble.api import build_ensemble
-    result = build_ensemble(run_dirs, method=method.value, out=out, temperature=temperature,
+    result = build_ensemble(run_dirs, method=method.value, metric=metric.value, out=out, temperature=temperature,
                             duplicate_threshold=duplicate_threshold)
     if json:
         print_json(result)

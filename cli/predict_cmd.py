@@ -6,17 +6,30 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, console, friendly_errors, print_json
+from cli.common import JsonOption, console, err_console, friendly_errors, print_json
+
+ResizeOption = Annotated[bool, typer.Option("--resize", help="Resize images (or .npz arrays) of another height×width "
+                                                             "to the model's (bilinear); without it they are refused.")]
 
 
 @friendly_errors
 def predict(model: Annotated[Path, typer.Argument(help="A run folder or an ensemble folder.")],
             input: Annotated[Path, typer.Argument(help="An image, a folder of images, or an .npz (key x or x_test).")],
             out: Annotated[Optional[Path], typer.Option(help="Write predictions as CSV here.")] = None,
-            json: JsonOption = False) -> None:
-    """Predict classes with the model's own preprocessing."""
+            resize: ResizeOption = False, json: JsonOption = False) -> None:
+    """Predict classes with the model's own preprocessing.
+
+    Input contract: the checkpoint records the dtype, value range, channels and height×width of the data the
+    model was trained on, and the input must match them. Two conversions are made, each with a one-line notice:
+    uint8 0–255 input to a model trained on floats in 0–1 (÷ 255) and floats in 0–1 to a uint8 model (× 255);
+    RGB to grayscale and grayscale to RGB. Any other value range (e.g. floats in 0–16 for a 0–1 model), another
+    height×width (unless --resize), another channel count, and NaN or inf are refused with exit code 2, naming
+    what the model expects (the same text is under input_contract in --json).
+    """
     from ensemble.predict import predict as run_predict
-    result = run_predict(model, input, out)
+    result = run_predict(model, input, out, resize)
+    for notice in result["notices"]:
+        err_console.print(f"notice: {notice}", highlight=False, soft_wrap=True)
     if json:
         print_json(result)
         return
@@ -30,6 +43,7 @@ def predict(model: Annotated[Path, typer.Argument(help="A run folder or an ensem
     for row in result["predictions"]:
         table.add_row(row["input"], row["class"], f"{row['probabilities'][row['predicted']]:.4f}")
     console.print(table)
+    console.print(f"model input: {result['input_contract']['description']}", highlight=False)
 
 
 COMMANDS = [predict]

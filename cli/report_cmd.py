@@ -9,6 +9,13 @@ import typer
 from cli.common import JsonOption, console, friendly_errors, print_json
 
 
+def _shown(file: str, out: str) -> str:
+    """A file as the table shows it: relative to the output folder printed above the table, or in full."""
+    import os
+    shown = os.path.relpath(file, out)
+    return file if shown.startswith("..") else shown
+
+
 @friendly_errors
 def report(path: Annotated[Path, typer.Argument(help="A run, search or ensemble folder.")],
            out: Annotated[Optional[Path], typer.Option(help="Where to write (default: PATH/report).")] = None,
@@ -23,15 +30,14 @@ def report(path: Annotated[Path, typer.Argument(help="A run, search or ensemble 
     if json:
         print_json(result)
         return
-    from rich.table import Table
-    table = Table(title=f"{result['kind']} report of {path}: {len(result['files'])} file(s) in {result['out']}")
-    table.add_column("file")
-    table.add_column("what")
+    from cli.tables import Column, fit_table
+    console.print(f"{result['kind']} report of {path}: {len(result['files'])} file(s) in {result['out']}",
+                  highlight=False, soft_wrap=True)
     what = {"report.html": "the report: open it in a browser", "report.json": "figures and key numbers (JSON)"}
     for figure in result["figures"]:
         what |= {Path(figure["png"]).name: figure["title"], Path(figure["svg"]).name: f"{figure['title']} (SVG)"}
-    for file in result["files"]:
-        table.add_row(file, what.get(Path(file).name, ""))
+    rows = [[_shown(file, result["out"]), what.get(Path(file).name, "")] for file in result["files"]]
+    table, _ = fit_table([Column("file", 0), Column("what", 1, wrap=True)], rows, console.width)
     console.print(table)
     for note in result["notes"]:
         console.print(f"[yellow]note:[/] {note}", highlight=False)

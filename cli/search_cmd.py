@@ -9,6 +9,10 @@ import typer
 from cli.common import JsonOption, QuietOption, SetOption, console, friendly_errors, print_json
 
 
+STOPPED = {"done": "stopped: the trial budget is reached", "timeout": "stopped: --timeout has passed",
+           "failures": "stopped: too many failed trials"}
+
+
 @friendly_errors
 def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (YAML).")] = None,
            set: SetOption = None,
@@ -47,9 +51,10 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
     if quiet:
         return
     best = result.best
-    console.print(f"search folder: {result.search_dir}  ({result.counts['complete']} complete, "
-                  f"{result.counts['pruned']} pruned, {result.counts['fail']} failed; stopped: {result.stopped})",
-                  highlight=False)
+    counts = result.counts  # one phrase a line, never broken by rich: the terminal wraps a long folder if it must
+    console.print(f"search folder: {result.search_dir}\ntrials: {counts['complete']} complete, {counts['pruned']} "
+                  f"pruned, {counts['fail']} failed; {STOPPED.get(result.stopped, result.stopped)}",
+                  highlight=False, soft_wrap=True)
     if best is None:
         console.print("no trial completed.")
         return

@@ -2,35 +2,55 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from cli.common import JsonOption, SetOption, console, friendly_errors, located_in, print_json
 
+InputShapeOption = Annotated[Optional[str], typer.Option(
+    "--input-shape", help="H,W,C (or F for flat features): use this input instead of the dataset's.")]
+ClassesOption = Annotated[Optional[int], typer.Option(
+    "--classes", help="Use this number of classes instead of the dataset's (with --input-shape, no data is read).")]
+
 
 @friendly_errors
 def summary(config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")], set: SetOption = None,
-            json: JsonOption = False) -> None:
+            input_shape: InputShapeOption = None, classes: ClassesOption = None, json: JsonOption = False) -> None:
     """Show each layer's output shape and parameters, as Keras's model.summary()."""
-    from archs.summary import summarize
+    from archs.summary import summarize, summary_inputs
     from spec.load import load_spec
+    shape, classes = summary_inputs(input_shape, classes)
     spec = load_spec(config, set)
     with located_in(config):
-        result = summarize(spec)
+        result = summarize(spec, shape, classes)
     if json:
         print_json(result)
         return
+    print_table(result)
+
+
+def _layer_cell(row: dict) -> str:
+    """'  conv2d_7 (Conv2D, shortcut)': indented under its Residual, the shortcut's layers marked."""
+    role = ", shortcut" if row["role"] == "shortcut" else ""
+    return f"{'  ' * row['depth']}{row['name']} ({row['type']}{role})"
+
+
+def print_table(result: dict) -> None:
+    """Keras's layout: a row per layer (a Residual's own row heads its layers and has no Param # of its own), then
+    the totals. Param # counts trainable and non-trainable parameters, so the rows add up to the total."""
+    from rich.markup import escape
     from rich.table import Table
     table = Table(title=f"Model: {result['name']}  (input {result['input_shape']})")
     for column in ("Layer (type)", "Output Shape", "Param #"):
         table.add_column(column, justify="right" if column == "Param #" else "left")
     for row in result["layers"]:
-        indent = "  " * row["depth"]
-        table.add_row(f"{indent}{row['name']} ({row['type']})", str(tuple(row["output_shape"])), f"{row['params']:,}")
+        params = "" if row["role"] == "block" else f"{row['params']:,}"
+        table.add_row(escape(_layer_cell(row)), str(tuple(row["output_shape"])), params)
     console.print(table)
-    total = result["trainable_params"] + result["non_trainable_params"]
-    console.print(f"Total params: {total:,}\nTrainable params: {result['trainable_params']:,}\n"
+    console.print(f"Total params: {result['total_params']:,}\nTrainable params: {result['trainable_params']:,}\n"
                   f"Non-trainable params: {result['non_trainable_params']:,}\n"
                   f"Estimated MFLOPs per image: {result['mflops']:.2f}")
+
+
 COMMANDS = [summary]

@@ -1,4 +1,4 @@
-"""`dlx train` and `dlx evaluate`."""
+"""`dlx train`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +15,24 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
           set: SetOption = None,
           out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/<name>-<time>).")] = None,
           resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its last checkpoint.")] = None,
+          epochs: Annotated[Optional[int], typer.Option(
+              min=1, help="With --resume: train the run further, to this many epochs in total, even if it finished or "
+                          "stopped early (early stopping's patience starts again). The new total is written to the "
+                          "run's config.yaml. A schedule that depends on the total (cosine, onecycle) is rebuilt for "
+                          "the new total and continues from the step reached, so the learning rate jumps to what "
+                          "that longer schedule has there; step and none schedules just carry on.")] = None,
           quiet: QuietOption = False, json: JsonOption = False) -> None:
-    """Train a model from a YAML spec and write a run folder."""
+    """Train a model from a YAML spec and write a run folder; or continue one with --resume."""
     from spec.errors import DlxError
-    from train.run import TrainingInterrupted, train as run_training
-    if (config is None) == (resume is None):
+    from train.run import RunAlreadyFinished, RunResult, TrainingInterrupted, train as run_training
+    if config is None and resume is None:
+        raise DlxError("dlx train needs a spec file to start a run (dlx train configs/digits.yaml) or --resume "
+                       "RUN_DIR to continue one.")
+    if config is not None and resume is not None:
         raise DlxError("give a spec file (dlx train CONFIG) or --resume RUN_DIR, not both.")
+    if epochs is not None and resume is None:
+        raise DlxError("--epochs trains a resumed run further (dlx train --resume RUN_DIR --epochs N); for a new "
+                       "run, set the spec's epochs with --set train.epochs=N.", key="--epochs")
     spec = None
     if config is not None:
         from spec.load import load_spec
@@ -29,7 +41,11 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
         raise DlxError("--set can't change a run being resumed; its spec is fixed in its checkpoint.")
     try:
         with located_in(config):
-            result = run_training(spec, out=out, resume=resume, quiet=quiet or json)
+            result = run_training(spec, out=out, resume=resume, quiet=quiet or json, epochs=epochs)
+    except RunAlreadyFinished as finished:  # not an error: the run is as complete as resuming would make it
+        from train.rundir import read_json
+        err_console.print(f"note: {finished.message}", highlight=False, soft_wrap=True)
+        result = RunResult(resume, read_json(resume / "summary.json", {}))
     except TrainingInterrupted as stop:
         err_console.print(f"interrupted; {stop.run_dir}/checkpoints/last.pt holds epoch {stop.epoch}. Continue with: "
                           f"dlx train --resume {stop.run_dir}", highlight=False, soft_wrap=True)
@@ -41,22 +57,9 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
 
     def fmt(value):
         return "-" if value is None else f"{value:.4f}"
-    console.print(f"run folder: {result.run_dir}\nbest epoch {s['best_epoch']}: val_accuracy {fmt(s['val_accuracy'])}  "
-                  f"val_loss {fmt(s['val_loss'])}\ntest_accuracy {fmt(s['test_accuracy'])}  test_loss "
-                  f"{fmt(s['test_loss'])}", highlight=False)
+    console.print(f"run folder: {result.run_dir}\nbest epoch {s.get('best_epoch')}: val_accuracy "
+                  f"{fmt(s.get('val_accuracy'))}  val_loss {fmt(s.get('val_loss'))}\ntest_accuracy "
+                  f"{fmt(s.get('test_accuracy'))}  test_loss {fmt(s.get('test_loss'))}", highlight=False)
 
 
-@friendly_errors
-def evaluate(run_dir: Annotated[Path, typer.Argument(help="A run folder (or an ensemble folder).")],
-             split: Annotated[str, typer.Option(help="val or test.")] = "test", json: JsonOption = False) -> None:
-    """Reload the best checkpoint and report loss, accuracy and the confusion matrix."""
-    from train.evaluate import evaluate_run
-    result = evaluate_run(run_dir, split)
-    if json:
-        print_json(result)
-        return
-    console.print(f"{result['split']}: accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  "
-                  f"({result['samples']} samples)", highlight=False)
-
-
-COMMANDS = [train, evaluate]
+COMMANDS = [train]  # `dlx evaluate` lives in cli/evaluate_cmd.py

@@ -10,12 +10,14 @@ import numpy as np
 
 from ensemble import diversity
 from ensemble.folder import EnsembleModel, load_ensemble, write_folder
+from ensemble.explain import member_reason
+from ensemble.labels import differences, identifiers
 from ensemble.members import Member, check_compatible, load_members
-from ensemble.methods import DROP_BELOW, Combination, get_method, stacking
+from ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metric_key, stacking
 from ensemble.metrics import confusion, nll, scores
 from ensemble.predictions import cached_log_probs
-from ensemble.temperature import apply_temperature, fit_temperature
-from spec.errors import DlxError
+from ensemble.selection import Selection, fit, select
+from spec.errors import DlxError, unknown_name
 
 
 def shared_data(member: Member) -> tuple[dict, dict]:
@@ -43,11 +45,7 @@ def _both(val_probs, test_probs, y) -> dict:
     return {"val": scores(val_probs, y["val"]), "test": scores(test_probs, y["test"])}
 
 
-def _rank(result: dict) -> tuple[float, float]:
-    return (-result["val"]["accuracy"], result["val"]["nll"])
-
-
-def _leave_one_out(index: int, combination: Combination, method: str, val_lp: np.ndarray, y: np.ndarray,
+def _leave_one_out(index: int, combination: Combination, val_lp: np.ndarray, y: np.ndarray,
                    reference: dict) -> Optional[dict]:
     """Validation NLL and accuracy lost when member `index` is left out (others keep their relative weights;
     stacking is refitted without it)."""
@@ -59,54 +57,78 @@ def _leave_one_out(index: int, combination: Combination, method: str, val_lp: np
         weights = combination.weights[keep]
         if weights.sum() <= 0:
             return None
-        probs = Combination(weights / weights.sum()).predict(val_lp[keep])
+        probs = Combination(weights / weights.sum(), temperature=combination.temperature).predict(val_lp[keep])
     without = scores(probs, y)
     return {"val_nll_loss": without["nll"] - reference["nll"],
             "val_accuracy_loss": reference["accuracy"] - without["accuracy"]}
 
 
-def build_ensemble(paths: list[str | Path], method: str = "weighted", out: Optional[str | Path] = None,
+def check_options(method: str, metric: str) -> None:
+    """The did-you-mean errors for an unknown method or metric, before any member is loaded."""
+    if metric not in METRICS:
+        raise unknown_name("metric", metric, METRICS, key="--metric")
+    if method != "auto":
+        get_method(method)
+
+
+def choose(method: str, val_lp: np.ndarray, y: np.ndarray, metric: str, temperature: bool) -> Selection:
+    """`auto`: cross-validated choice among the AUTO methods; any other name: that method, fitted on all of `y`."""
+    if method == "auto":
+        return select(val_lp, y, metric, temperature)
+    fitted = fit(method, val_lp, y, metric, temperature)
+    return Selection(fitted, metric, winner=method, reason=f"{method} was asked for with --method.")
+
+
+def build_ensemble(paths: list[str | Path], method: str = "auto", out: Optional[str | Path] = None,
                    temperature: bool = False, duplicate_threshold: float = diversity.DUPLICATE_BELOW,
-                   runs_root: str | Path = "runs", device="cpu") -> dict:
-    """Pool the run folders `paths` with `method`, fitted on validation data; write the ensemble folder."""
+                   runs_root: str | Path = "runs", device="cpu", metric: str = "accuracy") -> dict:
+    """Pool the run folders `paths` with `method` ('auto' chooses by cross-validation), fitted on validation data
+    for `metric`; write the ensemble folder. Test data is only scored, never used to fit or choose."""
     from train.rundir import ensure_writable, new_run_dir
-    fit = get_method(method)
+    check_options(method, metric)
     members, skipped = load_members(paths)
     check_compatible(members, skipped)
     unit, y = shared_data(members[0])
     started = time.perf_counter()
-    log_probs, hits = member_predictions(members, unit, device)
+    raw, hits = member_predictions(members, unit, device)
     predict_seconds = time.perf_counter() - started
-    temperatures = [fit_temperature(lp, y["val"]) if temperature else 1.0 for lp in log_probs["val"]]
-    lp = {s: np.stack([apply_temperature(a, t) for a, t in zip(log_probs[s], temperatures)]) for s in log_probs}
     started = time.perf_counter()
-    combination = fit(lp["val"], y["val"])
+    selection = choose(method, raw["val"], y["val"], metric, temperature)
     fit_seconds = time.perf_counter() - started
+    fitted, combination = selection.fitted, selection.fitted.combination
+    lp = {s: fitted.scaled(raw[s]) for s in raw}
     val_probs = combination.val_probs if combination.val_probs is not None else combination.predict(lp["val"])
     ensemble = _both(val_probs, combination.predict(lp["test"]), y)
-    singles = [_both(np.exp(lp["val"][i]), np.exp(lp["test"][i]), y) for i in range(len(members))]
-    best = min(range(len(members)), key=lambda i: _rank(singles[i]))
+    singles = [_both(np.exp(raw["val"][i]), np.exp(raw["test"][i]), y) for i in range(len(members))]
+    best = min(range(len(members)), key=lambda i: metric_key(np.exp(raw["val"][i]), y["val"], metric))
     uniform = Combination(np.full(len(members), 1.0 / len(members)))
     names = [m.name for m in members]
-    pair_list = diversity.pairs(names, lp["val"], y["val"], duplicate_threshold)
+    title, short = identifiers([m.run_dir for m in members])
+    ids = dict(zip(names, short))
+    differing = differences([m.spec.model_dump(mode="json") for m in members])
+    pair_list = diversity.pairs(names, raw["val"], y["val"], duplicate_threshold)
     per_member = diversity.member_diversity(names, pair_list)
     rows = []
     for i, member in enumerate(members):
         weight = float(combination.weights[i])
-        loo = _leave_one_out(i, combination, method, lp["val"], y["val"], ensemble["val"]) if weight > 0 else None
-        rows.append({"run": member.name, "weight": weight, "dropped": weight < DROP_BELOW,
-                     "temperature": temperatures[i], "architecture": _architecture(member),
+        loo = _leave_one_out(i, combination, lp["val"], y["val"], ensemble["val"]) if weight > 0 else None
+        rows.append({"run": member.name, "id": short[i], "weight": weight, "dropped": weight < DROP_BELOW,
+                     "temperature": fitted.temperatures[i], "architecture": _architecture(member),
+                     "differs": differing[i],
                      "val_accuracy": singles[i]["val"]["accuracy"], "val_nll": singles[i]["val"]["nll"],
                      "val_ece": singles[i]["val"]["ece"], "test_accuracy": singles[i]["test"]["accuracy"],
                      "test_nll": singles[i]["test"]["nll"], "test_ece": singles[i]["test"]["ece"],
                      "leave_one_out": loo, "cache_hit": hits[i], "checkpoint_sha256": member.sha256,
                      **per_member[member.name]})
+    for row in rows:
+        row["reason"] = member_reason(row, rows, fitted.name, ids)
     duplicates = [p for p in pair_list if p["near_duplicate"]]
     result = {
-        "ensemble_dir": None, "method": method, "temperature_scaling": temperature,
-        "members": rows,
-        "results": {"best_member": {"run": names[best], **singles[best]},
-                    "average": _both(uniform.predict(lp["val"]), uniform.predict(lp["test"]), y),
+        "ensemble_dir": None, "method": fitted.name, "requested_method": method, "metric": metric,
+        "selection": selection.record(), "temperature_scaling": any(t != 1.0 for t in fitted.temperatures),
+        "id_title": title, "members": rows,
+        "results": {"best_member": {"run": names[best], "id": short[best], **singles[best]},
+                    "average": _both(uniform.predict(raw["val"]), uniform.predict(raw["test"]), y),
                     "ensemble": ensemble},
         "pairs": pair_list, "near_duplicates": duplicates,
         "advice": [diversity.DUPLICATE_ADVICE] if duplicates else [],
@@ -118,7 +140,7 @@ def build_ensemble(paths: list[str | Path], method: str = "weighted", out: Optio
     folder = ensure_writable(out) if out is not None else new_run_dir(runs_root, "ensemble")
     result["ensemble_dir"] = str(folder)
     try:
-        write_folder(folder, members, combination, temperatures, method, report=result)
+        write_folder(folder, members, combination, fitted.temperatures, fitted.name, report=result)
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         raise DlxError(f"could not write the ensemble{': the disk is full' if full else ''} ({exc.strerror}). Any "
@@ -132,7 +154,7 @@ def _architecture(member: Member) -> str:
     if model.preset:
         return f"preset {model.preset}"
     names = [next(iter(layer)) if isinstance(layer, dict) else str(layer) for layer in model.layers or []]
-    return "-".join(n for n in names if n)[:60]
+    return "-".join(n for n in names if n)
 
 
 def evaluate_ensemble(folder: str | Path, split: str = "test") -> dict:

@@ -1,11 +1,10 @@
-"""The ensemble folder: `ensemble.yaml` (members, weights, method, temperatures) that other commands load
-as a model, plus `combiner.npz` for stacking. Each member's checkpoint hash is recorded and checked."""
+"""The ensemble folder: `ensemble.yaml` (members, weights, method, temperatures, output temperature) that other
+commands load as a model, plus `combiner.npz` for stacking. Each member's checkpoint hash is recorded and checked."""
 from __future__ import annotations
 
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,7 +15,7 @@ from ensemble.members import CHECKPOINT, Member, check_compatible, load_member
 from ensemble.methods import Combination
 from ensemble.temperature import apply_temperature
 from spec.errors import DlxError
-from train.checkpoint import fsync_dir
+from train.checkpoint import fsync_dir, temporary_beside
 
 FORMAT = "dlx-ensemble-1"
 
@@ -51,7 +50,7 @@ class EnsembleModel:
         if self.combination.combiner is not None:
             return self.combination.predict(stacked)
         weights = self.combination.weights[active]
-        return Combination(weights / weights.sum()).predict(stacked)
+        return Combination(weights / weights.sum(), temperature=self.combination.temperature).predict(stacked)
 
     def predict(self, unit_x: np.ndarray, device="cpu") -> np.ndarray:
         from ensemble.predictions import member_log_probs
@@ -74,6 +73,8 @@ def write_folder(folder: Path, members: list[Member], combination: Combination, 
                for m, w, t in zip(members, combination.weights, temperatures)]
     document = {"format": FORMAT, "method": method, "members": entries,
                 "class_names": list(members[0].record["class_names"])}
+    if combination.temperature != 1.0:
+        document["output_temperature"] = float(combination.temperature)
     files = {}
     if combination.combiner is not None:
         buffer = io.BytesIO()
@@ -94,7 +95,7 @@ def _write_all(folder: Path, files: dict[str, bytes]) -> None:
     staged = []
     try:
         for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            fd, tmp = temporary_beside(folder / name)
             staged.append((tmp, folder / name))
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -142,7 +143,13 @@ def load_ensemble(folder: str | Path) -> EnsembleModel:
     weights = np.asarray(weights)
     if combiner is None and ((weights < 0).any() or weights.sum() <= 0):
         raise DlxError("member weights must be non-negative with a positive sum.", file=file, key="members")
-    return EnsembleModel(members, Combination(weights, combiner), temperatures, str(document.get("method", "")))
+    output_temperature = document.get("output_temperature", 1.0)
+    if not isinstance(output_temperature, (int, float)) or isinstance(output_temperature, bool) \
+            or not 0 < output_temperature < float("inf"):
+        raise DlxError(f"output_temperature must be a positive number, but got {output_temperature!r}.", file=file,
+                       key="output_temperature")
+    return EnsembleModel(members, Combination(weights, combiner, temperature=float(output_temperature)), temperatures,
+                         str(document.get("method", "")))
 
 
 def _load_combiner(folder: Path, document: dict, file: Path) -> Optional[dict]:

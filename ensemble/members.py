@@ -65,7 +65,7 @@ def load_member(run_dir: Path) -> Member:
         raise DlxError("not a folder.", file=run_dir)
     path = run_dir / CHECKPOINT
     if not path.is_file():
-        raise DlxError("no checkpoints/best.pt (not a finished dlx run folder?).", file=run_dir)
+        raise DlxError(f"{why_no_checkpoint(read_json(run_dir / 'summary.json', None))}.", file=run_dir)
     checkpoint = load_checkpoint(path)
     record = checkpoint.get("data")
     if not isinstance(record, dict) or not {"mean", "std", "scale", "class_names", "input_shape"} <= set(record):
@@ -76,6 +76,25 @@ def load_member(run_dir: Path) -> Member:
     if not isinstance(split, dict):
         raise DlxError("split.json is missing or corrupt, so its validation split can't be checked.", file=run_dir)
     return Member(run_dir, spec, file_sha256(path), record, split)
+
+
+def why_no_checkpoint(summary) -> str:
+    """Why a folder has no checkpoints/best.pt, from its summary.json (None when it has none): a pruned or failed
+    search trial, a trial whose checkpoints the search deleted, or not a dlx run folder at all."""
+    if not isinstance(summary, dict):
+        return "no checkpoints/best.pt and no summary.json: not a dlx run folder"
+    status, epochs = summary.get("status"), summary.get("epochs")
+    reason = str(summary.get("reason") or summary.get("error") or "").strip().rstrip(".")
+    if status == "pruned":
+        return reason if reason.startswith("pruned at epoch") else f"pruned at epoch {epochs or 0}"
+    if status == "failed":
+        return f"failed: {reason}" if reason else f"failed at epoch {epochs or 0} (no reason recorded)"
+    if status == "running":
+        return f"still running or killed (at epoch {epochs or 0}), with no checkpoint yet"
+    if status in ("finished", "interrupted"):
+        return (f"{status} at epoch {epochs}, but checkpoints/best.pt is gone (a search keeps the checkpoints of "
+                "its best `keep` trials only)")
+    return "no checkpoints/best.pt: not a finished dlx run folder"
 
 
 def load_members(paths: list[str | Path]) -> tuple[list[Member], list[dict]]:
@@ -113,9 +132,10 @@ def check_compatible(members: list[Member], skipped: list[dict], minimum: int = 
     """Raise DlxError unless there are `minimum` members that all share data, split and classes."""
     if len(members) < minimum:
         found = "no usable member" if not members else f"only one usable member ({members[0].name})"
-        why = "; ".join(f"{s['run']}: {s['reason']}" for s in skipped)
-        raise DlxError(f"an ensemble needs at least {minimum} run folders with a checkpoint, but found {found}"
-                       + (f". Skipped: {why}" if why else "") + ". Pass more run folders (e.g. runs/*).")
+        why = "; ".join(f"{s['run']}: {s['reason'].rstrip('.')}" for s in skipped)  # one full stop, at the end
+        skipped_text = f" Skipped: {why}{'' if why.endswith(('?', '!')) else '.'}" if why else ""
+        raise DlxError(f"an ensemble needs at least {minimum} run folders with a checkpoint, but found {found}."
+                       f"{skipped_text} Pass more run folders (e.g. runs/*).")
     reference = members[0]
     for member in members[1:]:
         reason = incompatibility(reference, member)

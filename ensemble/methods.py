@@ -1,5 +1,6 @@
 """Ways to pool member predictions: a registry from method name to a function fitted on validation
-log-probabilities (members, samples, classes) and labels, returning a Combination."""
+log-probabilities (members, samples, classes), labels and the metric the ensemble is for ("accuracy" or
+"nll"), returning a Combination."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from spec.errors import unknown_name
 
 METHODS: dict[str, Callable] = {}
 DROP_BELOW = 1e-3  # weights under this are set to zero and the member reported as dropped
+METRICS = ("accuracy", "nll")  # what an ensemble can be fitted and chosen for
 
 
 def register_method(name: str):
@@ -31,18 +33,30 @@ def get_method(name: str) -> Callable:
 
 @dataclass
 class Combination:
-    """Member weights (summing to one), or for stacking a linear combiner over member log-probabilities."""
+    """Member weights (summing to one), or for stacking a linear combiner over member log-probabilities; then an
+    optional temperature on the pooled output (it calibrates, and never changes which class is predicted)."""
 
     weights: np.ndarray
     combiner: Optional[dict] = None  # stacking: {"coef": (C, M*C), "intercept": (C,)}
     info: dict = field(default_factory=dict)
     val_probs: Optional[np.ndarray] = None  # honest validation predictions where fitting would bias them
+    temperature: float = 1.0  # pooled probabilities p become p^(1/T), renormalised
 
     def predict(self, log_probs: np.ndarray) -> np.ndarray:
         """Class probabilities (samples, classes) from member log-probabilities (members, samples, classes)."""
         if self.combiner is None:
-            return np.einsum("m,mnc->nc", self.weights, np.exp(log_probs))
-        return stacking_predict(self.combiner, log_probs)
+            probs = np.einsum("m,mnc->nc", self.weights, np.exp(log_probs))
+        else:
+            probs = stacking_predict(self.combiner, log_probs)
+        if self.temperature == 1.0:
+            return probs
+        return torch.softmax(torch.as_tensor(np.log(np.maximum(probs, EPS)) / self.temperature), 1).numpy()
+
+
+def metric_key(probs: np.ndarray, y: np.ndarray, metric: str = "accuracy") -> tuple[float, float]:
+    """Smaller is better: the metric first, the other one breaking ties."""
+    hit, loss = accuracy(probs, y), nll(probs, y)
+    return (-hit, loss) if metric == "accuracy" else (loss, -hit)
 
 
 def mixture_nll(weights: np.ndarray, log_probs: np.ndarray, y: np.ndarray) -> float:
@@ -55,15 +69,16 @@ def _drop_small(weights: np.ndarray) -> np.ndarray:
 
 
 @register_method("average")
-def average(log_probs: np.ndarray, y: np.ndarray) -> Combination:
+def average(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy") -> Combination:
     members = len(log_probs)
     return Combination(np.full(members, 1.0 / members))
 
 
 @register_method("weighted")
-def weighted(log_probs: np.ndarray, y: np.ndarray, max_iter: int = 200) -> Combination:
-    """Non-negative weights summing to one (a softmax of free parameters) minimising validation NLL,
-    found with L-BFGS; never worse on validation than the plain average or the best single member."""
+def weighted(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", max_iter: int = 200) -> Combination:
+    """Non-negative weights summing to one (a softmax of free parameters) minimising validation NLL, the smooth
+    stand-in for accuracy, found with L-BFGS. Judged by `metric`, never worse on validation than the plain average or
+    the best single member: lowest NLL alone can mean lower accuracy (all weight on one calibrated member)."""
     from scipy.optimize import minimize
     members = len(log_probs)
     # the mixture's NLL only needs each member's probability of the true class: (members, samples)
@@ -81,33 +96,31 @@ def weighted(log_probs: np.ndarray, y: np.ndarray, max_iter: int = 200) -> Combi
     fitted = np.exp(fit.x - fit.x.max())
     fitted = _drop_small(fitted / fitted.sum())
     candidates = [fitted, np.full(members, 1.0 / members)] + list(np.eye(members))
-    scores = [-np.log(np.maximum(w @ true_probs, EPS)).mean() for w in candidates]
-    best = int(np.argmin(scores))
+    probs = np.exp(log_probs)
+    keys = [metric_key(np.einsum("m,mnc->nc", w, probs), y, metric) for w in candidates]
+    best = min(range(len(candidates)), key=lambda i: keys[i])  # ties keep the earlier: optimised, then average
     return Combination(candidates[best], info={"iterations": int(fit.nit),
                                                "fallback": ["optimised", "average", "best member"][min(best, 2)]})
 
 
-def _key(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    return (-accuracy(probs, y), nll(probs, y))  # higher accuracy first, then lower NLL
-
-
 @register_method("greedy")
-def greedy(log_probs: np.ndarray, y: np.ndarray, rounds: int = 50, start: Optional[int] = None) -> Combination:
+def greedy(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", rounds: int = 50,
+           start: Optional[int] = None) -> Combination:
     """Caruana et al. (2004): forward selection with replacement, started from the best few members,
-    judged on validation accuracy with NLL breaking ties; returns the best ensemble met on the path."""
+    judged on validation `metric` with the other breaking ties; returns the best ensemble met on the path."""
     probs = np.exp(log_probs)
     members = len(probs)
     start = start or max(1, min(3, members // 2))
-    order = sorted(range(members), key=lambda m: _key(probs[m], y))
+    order = sorted(range(members), key=lambda m: metric_key(probs[m], y, metric))
     counts = np.zeros(members)
     counts[order[:start]] = 1
     total = probs[order[:start]].sum(0)
-    best_key, best_counts = _key(total / start, y), counts.copy()
+    best_key, best_counts = metric_key(total / start, y, metric), counts.copy()
     for step in range(rounds):
         candidates = (total[None] + probs) / (counts.sum() + 1)  # every member added once: (M, N, C)
         hits = (candidates.argmax(2) == y[None]).mean(1)
         losses = -np.log(np.maximum(candidates[:, np.arange(len(y)), y], EPS)).mean(1)
-        keys = [(-float(h), float(l)) for h, l in zip(hits, losses)]
+        keys = [(-float(h), float(l)) if metric == "accuracy" else (float(l), -float(h)) for h, l in zip(hits, losses)]
         pick = min(range(members), key=lambda m: keys[m])
         counts[pick] += 1
         total += probs[pick]
@@ -129,9 +142,9 @@ def stacking_predict(combiner: dict, log_probs: np.ndarray) -> np.ndarray:
 
 
 @register_method("stacking")
-def stacking(log_probs: np.ndarray, y: np.ndarray, folds: int = 5) -> Combination:
-    """A multinomial logistic regression on the members' log-probabilities, fitted on validation data;
-    its reported validation scores come from cross-validated (out-of-fold) predictions."""
+def stacking(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", folds: int = 5) -> Combination:
+    """A multinomial logistic regression on the members' log-probabilities, fitted on validation data (by its
+    log-loss whatever the metric); its reported validation scores come from cross-validated predictions."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     members, _, classes = log_probs.shape

@@ -1,17 +1,22 @@
-"""`dlx predict`: read an image, a folder of images or an .npz, preprocess it the way the model's runs
-were trained (resize, grayscale, [0, 1] scaling; each member then applies its own mean/std) and predict."""
+"""`dlx predict`: read an image, a folder of images or an .npz, hold it to the input contract recorded in the
+model's checkpoint (train/inputs.py: dtype, value range, channels, height×width), converting only where that is
+unambiguous and saying so, and predict. Each member then applies its own mean/std."""
 from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from spec.errors import DlxError
+from train.inputs import InputContract, conform
 
 NPZ_KEYS = ("x", "x_test")
+DEEP_MODES = ("I", "F")  # 32-bit integer and float images (and I;16*): no 0–255 meaning to rely on
+MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "PA": "palette+alpha"}
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -19,7 +24,7 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read_npz(path: Path, shape: tuple) -> tuple[list[str], np.ndarray]:
+def _read_npz(path: Path, contract: InputContract, resize: bool, notices: list[str]) -> tuple[list[str], np.ndarray]:
     from train.data.formats import read_npz
     from train.data.sources import _channels_first
     try:
@@ -33,53 +38,75 @@ def _read_npz(path: Path, shape: tuple) -> tuple[list[str], np.ndarray]:
     raw = arrays[key]
     if raw.dtype.kind not in "biuf":
         raise DlxError(f"'{key}' holds {raw.dtype} values; expected numbers.", file=path)
-    x = _channels_first(raw, key, path)
-    if tuple(x.shape[1:]) != tuple(shape):
-        raise DlxError(f"'{key}' has samples of shape {tuple(x.shape[1:])} (from {raw.shape}), but the model takes "
-                       f"{tuple(shape)}.", file=path)
-    unit = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return [f"{path.name}[{i}]" for i in range(len(x))], unit
+    x = _channels_first(raw, key, path) if raw.ndim > 1 else raw
+    return [f"{path.name}[{i}]" for i in range(len(x))], conform(x, contract, path, resize, notices)
 
 
-def _read_images(files: list[Path], shape: tuple) -> np.ndarray:
-    from train.data.formats import read_image
-    if len(shape) != 3:
-        raise DlxError(f"the model takes flat features of shape {tuple(shape)}, not images; give an .npz.")
-    channels, height, width = shape
-    images = []
-    for file in files:
-        image = read_image(file, (height, width), grayscale=channels == 1)
-        if image.shape[0] != channels:
-            raise DlxError(f"the model takes {channels} channels; this image has {image.shape[0]}.", file=file)
-        images.append(image)
-    return np.stack(images).astype(np.float32) / 255.0
+def read_image(file: Path, channels: int, notices: list[str]) -> np.ndarray:
+    """(C, H, W) uint8 at its own size, with the model's channel count where a plain mode conversion gives it
+    (RGB → grayscale, grayscale/palette/RGBA → RGB), noted; 16- and 32-bit images are refused."""
+    from PIL import Image
+    try:
+        with Image.open(file) as image:
+            mode, bands = image.mode, len(image.getbands())
+            if mode.startswith(DEEP_MODES):
+                raise DlxError(f"a {mode} image (more than 8 bits per channel); save it as an 8-bit image.", file=file)
+            target = mode if bands == channels and mode != "P" else {1: "L", 3: "RGB"}.get(channels)
+            if target is None:
+                raise DlxError(f"the model takes {channels} channels; this is a {mode} image with {bands}.", file=file)
+            if target != mode and mode != "1":
+                notices.append(f"{MODE_NAMES.get(mode, mode)} image converted to {MODE_NAMES.get(target, target)}: "
+                               f"the model takes {channels} channel{'s' if channels != 1 else ''}.")
+            array = np.asarray(image.convert(target), dtype=np.uint8)
+    except OSError as exc:
+        raise DlxError(f"can't read image: {exc}.", file=file) from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def read_inputs(path: str | Path, shape: tuple) -> tuple[list[str], np.ndarray]:
-    """(names, inputs scaled to [0, 1], channels-first) from an image, a folder of images or an .npz."""
-    path = Path(path)
+def _read_images(files: list[Path], contract: InputContract, resize: bool, notices: list[str]) -> np.ndarray:
+    if len(contract.shape) != 3:
+        raise DlxError(f"the model takes flat features ({contract.describe()}), not images; give an .npz.")
+    return np.concatenate([conform(read_image(f, contract.shape[0], notices)[None], contract, f, resize, notices)
+                           for f in files])
+
+
+def read_inputs(path: str | Path, contract: InputContract, resize: bool = False,
+                notices: Optional[list[str]] = None) -> tuple[list[str], np.ndarray]:
+    """(names, inputs as the model's normalisation takes them) from an image, a folder of images or an .npz;
+    conversions made are appended to `notices` (one entry per converted input)."""
+    path, notices = Path(path), [] if notices is None else notices
     if path.is_dir():
         files = _image_files(path)
         if not files:
             raise DlxError("no images in this folder (png, jpg, ...).", file=path)
-        return [str(f.relative_to(path)) for f in files], _read_images(files, shape)
+        return [str(f.relative_to(path)) for f in files], _read_images(files, contract, resize, notices)
     if not path.is_file():
         raise DlxError("input not found.", file=path)
     if path.suffix.lower() == ".npz":
-        return _read_npz(path, shape)
-    return [path.name], _read_images([path], shape)
+        return _read_npz(path, contract, resize, notices)
+    return [path.name], _read_images([path], contract, resize, notices)
 
 
-def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | Path] = None) -> dict:
-    """Predicted class and probabilities of every input; written as CSV to `out` when given."""
+def summarise_notices(notices: list[str]) -> list[str]:
+    """One line per kind of conversion, with how many inputs it touched when more than one."""
+    return [f"{text} ({count} inputs)" if count > 1 else text for text, count in Counter(notices).items()]
+
+
+def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | Path] = None,
+            resize: bool = False) -> dict:
+    """Predicted class and probabilities of every input; written as CSV to `out` when given. `notices` lists
+    the conversions made to fit the model's input contract."""
     from ensemble.folder import load_model
     model = load_model(model_dir)
-    names, unit = read_inputs(input_path, model.input_shape)
+    contract = InputContract.from_record(model.members[0].record)
+    notices: list[str] = []
+    names, unit = read_inputs(input_path, contract, resize, notices)
     probs = model.predict(unit)
     classes = model.class_names
     rows = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
              "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
-    result = {"model": str(model_dir), "members": len(model.active()), "class_names": classes, "predictions": rows}
+    result = {"model": str(model_dir), "members": len(model.active()), "class_names": classes,
+              "input_contract": contract.as_dict(), "notices": summarise_notices(notices), "predictions": rows}
     if out is not None:
         write_csv(Path(out), rows, classes)
         result["out"] = str(out)

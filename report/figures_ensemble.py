@@ -169,7 +169,8 @@ def reliability(folder: Path, results: dict, report: Report, out: Path) -> None:
         report.notes.append(f"No reliability diagram: the members' predictions could not be loaded ({exc.message})")
         return
     plt = pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]},
+                                      layout="constrained")
     top.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfectly calibrated")
     for label, probs, colour in ((f"best member {short(best_name)}", best_probs, "tab:orange"),
                                  ("ensemble", ensemble_probs, "tab:blue")):
@@ -181,9 +182,9 @@ def reliability(folder: Path, results: dict, report: Report, out: Path) -> None:
     top.set_xlim(0, 1)
     top.set_ylim(0, 1.02)
     top.set_title(f"Reliability diagram, test set ({len(y)} images, {BINS} confidence bins)")
-    top.legend(loc="upper left")
     bottom.set_xlabel("confidence (highest class probability)")
     bottom.set_ylabel("images")
-    fig.tight_layout()
+    handles, labels = top.get_legend_handles_labels()  # below the plots: a point can be in any corner
+    fig.legend(handles, labels, loc="outside lower center", ncols=1, frameon=False)
     save(fig, report, out, "reliability", "Reliability (calibration): best member vs ensemble",
          "Points below the diagonal are over-confident; the lower panel shows how confidences are spread.")

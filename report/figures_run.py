@@ -172,10 +172,10 @@ def worst_grid(unit, y, log_probs, names, report: Report, out: Path) -> None:
         ax.axis("off")
     for ax, index in zip(axes.flat, order):
         image = np.clip(unit[index], 0.0, 1.0)
-        if image.shape[0] == 1:
-            ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        if image.shape[0] == 1:  # aspect: square pixels whatever the matplotlib settings
+            ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
         else:
-            ax.imshow(np.transpose(image[:3], (1, 2, 0)), interpolation="nearest")
+            ax.imshow(np.transpose(image[:3], (1, 2, 0)), interpolation="nearest", aspect="equal")
         wrong = log_probs[index].argmax() != y[index]
         ax.set_title(f"true {names[y[index]]}, pred {names[log_probs[index].argmax()]}\nloss {losses[index]:.2f}",
                      fontsize=10, color="tab:red" if wrong else "black")

@@ -186,7 +186,14 @@ def _parse_param(name: str, value, base: dict, file, text) -> Param:
     if not name or any(not p for p in parts):
         raise DlxError("a parameter needs a key path like train.optimizer.lr.", file=file, key=f"params.{name}", line=line)
     vars_path = parts[:2] == ["model", "vars"] and len(parts) == 3
-    if not vars_path:
+    if vars_path:  # a var that no layer references would vary nothing
+        from archs.parse import check_vars_referenced
+        from spec.schema import ModelSpec
+        try:
+            check_vars_referenced([parts[2]], ModelSpec.model_validate(base["model"]))
+        except DlxError as exc:
+            raise DlxError(exc.message, file=file, key=f"params.{name}", line=line) from None
+    else:
         try:
             get_path(base, parts)
         except (KeyError, IndexError, TypeError):

@@ -36,7 +36,7 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
     got = error.get("input")
     if kind != "value_error" and not isinstance(got, (dict, list)):
         message = f"{message} (got {got!r})"
-    return message[0].lower() + message[1:] + ("" if message.endswith(".") else ".")
+    return message[0].lower() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")  # never "?."
 
 
 def validation_error(exc: ValidationError, model: type[BaseModel], file, text: str | None) -> DlxError:

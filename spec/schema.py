@@ -104,7 +104,16 @@ class TrainSpec(Section):
     metric: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="picks the best epoch")
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
     compile: bool = Field(False, description="torch.compile the model")
+    precise_bn: Union[Literal["auto", "off"], PositiveInt] = Field(
+        "auto", description="before each validation, recompute batch-norm statistics over this many training "
+        "images (auto: a quarter of them, 256-4096); off: Keras's moving averages alone")
     log: LogSpec = Field(default_factory=LogSpec)
+
+    @field_validator("precise_bn", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value):
+        """YAML reads `off`/`on` as booleans."""
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
 
 
 class DeviceSpec(Section):

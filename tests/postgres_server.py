@@ -1,11 +1,12 @@
 """A real PostgreSQL server for tests, started on a free port in a temporary folder and stopped afterwards.
 
 Shared by tests/search/test_postgres.py and tests/reliability (import `postgres_url` into the test module or
-conftest that uses it). Skips when the server binaries or psycopg2 are missing.
+conftest that uses it). Skips when the server binaries or psycopg2 are missing, and fails in CI (tests/services.py).
 """
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import socket
@@ -13,6 +14,8 @@ import subprocess
 import tempfile
 
 import pytest
+
+from tests.services import require_service
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
@@ -24,9 +27,9 @@ def _as_postgres(args, **kwargs):
 
 @pytest.fixture
 def postgres_url():
-    if not BIN:
-        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
-    pytest.importorskip("psycopg2")
+    require_service(bool(BIN), "no PostgreSQL server binaries in /usr/lib/postgresql (apt-get install postgresql)")
+    require_service(importlib.util.find_spec("psycopg2") is not None,
+                    "no psycopg2, the PostgreSQL driver (pip install -e '.[test]' installs it)")
     bin_dir = BIN[-1]
     folder = tempfile.mkdtemp(prefix="dlx-pg-")
     if os.geteuid() == 0:

@@ -20,6 +20,12 @@ class DevicePlan:
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch laid out as the model expects it (channels_last images where the plan says so)."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def autocast(self):
         if self.autocast_dtype is None:
             return contextlib.nullcontext()

@@ -8,6 +8,7 @@ import torch
 from spec.errors import DlxError
 from spec.load import validate_spec
 from train.checkpoint import load_checkpoint
+from train.inputs import InputContract, check_dataset
 
 SPLITS = ("val", "test")
 
@@ -28,20 +29,31 @@ def load_run_model(run_dir: str | Path, device="cpu"):
     return model.to(device).eval(), spec, checkpoint
 
 
+def _ensemble_class_names(folder: Path) -> list[str]:
+    from spec.yamlio import load_yaml_mapping
+    return [str(name) for name in load_yaml_mapping(folder / "ensemble.yaml", "ensemble").get("class_names") or []]
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
+    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted) of the best checkpoint on
+    `split`, re-read from the run's dataset and held to the input contract recorded in the checkpoint."""
     if (Path(run_dir) / "ensemble.yaml").is_file():
         from ensemble.api import evaluate_ensemble
-        return evaluate_ensemble(run_dir, split)
+        result = evaluate_ensemble(run_dir, split)
+        return {**result, "class_names": result.get("class_names") or _ensemble_class_names(Path(run_dir))}
     from train.data import load_splits
     from train.data.tensors import TensorData
     from train.device import pick_device
     from train.loop import predict_logits
     if split not in SPLITS:
         raise DlxError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}.", key="--split")
-    model, spec, _ = load_run_model(run_dir)
+    model, spec, checkpoint = load_run_model(run_dir)
     plan = pick_device(spec.device)
     model = plan.place(model)
-    data = TensorData(load_splits(spec.data), split, plan.device)
+    splits = load_splits(spec.data)
+    contract = InputContract.from_record(checkpoint["data"])
+    check_dataset(splits.x[split], contract, spec.data.path)
+    data = TensorData(splits, split, plan.device)
     logits = predict_logits(model, data, plan)
     loss = torch.nn.functional.cross_entropy(logits, data.y).item()
     predicted = logits.argmax(1)
@@ -49,4 +61,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     confusion = torch.zeros(classes, classes, dtype=torch.long)
     confusion.index_put_((data.y.cpu(), predicted.cpu()), torch.ones(len(data), dtype=torch.long), accumulate=True)
     return {"run": str(run_dir), "split": split, "samples": len(data), "loss": loss,
-            "accuracy": (predicted == data.y).float().mean().item(), "confusion_matrix": confusion.tolist()}
+            "accuracy": (predicted == data.y).float().mean().item(), "confusion_matrix": confusion.tolist(),
+            "class_names": list(checkpoint["data"]["class_names"]), "input_contract": contract.as_dict()}

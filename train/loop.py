@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from spec.errors import DlxError
+from train.bn_stats import recalibration_images, recompute_bn_stats
+from train.diagnose import epoch_warnings
 
 
 class NonFiniteLoss(DlxError):
@@ -37,6 +39,7 @@ class TrainState:
     best_epoch: int = 0
     best_score: Optional[float] = None
     bad_epochs: int = 0
+    warnings: list = field(default_factory=list)  # train.diagnose: each kind once a run, kept across resumes
 
 
 @contextlib.contextmanager
@@ -85,10 +88,8 @@ def train_epoch(model, data, optimizer, scheduler, spec, generator, augment, pla
         return float(losses.sum()) / done, float(correct) / done
 
     for index, (x, y) in enumerate(data.batches(batch_size, generator, augment)):
-        if plan.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
         with plan.autocast():
-            logits = model(x)
+            logits = model(plan.inputs(x))
             loss = F.cross_entropy(logits, y, label_smoothing=spec.train.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -116,10 +117,8 @@ def predict_logits(model, data, plan, batch_size: int = 1024) -> torch.Tensor:
     model.eval()
     outputs = []
     for x, _ in data.batches(batch_size):
-        if plan.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
         with plan.autocast():
-            outputs.append(model(x).float())
+            outputs.append(model(plan.inputs(x)).float())
     return torch.cat(outputs) if outputs else torch.zeros(0)
 
 
@@ -135,27 +134,38 @@ def evaluate(model, data, plan, batch_size: int = 1024) -> tuple[float, float]:
 
 
 def fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generator, augment, plan, state: TrainState,
-        progress, save: Callable, on_epoch: Optional[Callable] = None) -> TrainState:
-    """Train from state.epoch + 1 to spec.train.epochs; `save(state, improved)` persists each epoch."""
+        progress, save: Callable, on_epoch: Optional[Callable] = None, *, classes: int = 0) -> TrainState:
+    """Train from state.epoch + 1 to spec.train.epochs; `save(state, improved)` persists each epoch.
+
+    Before each validation the batch-norm statistics are recomputed for the current weights (train.precise_bn),
+    so the metrics, best.pt and last.pt all describe one and the same model."""
     metric, stopping = spec.train.metric, spec.train.early_stopping
+    bn_images = recalibration_images(spec.train.precise_bn, len(data_train))
     while state.epoch < spec.train.epochs:
         epoch = state.epoch + 1
         progress.start_epoch(epoch, spec.train.epochs, max(1, math.ceil(len(data_train) / spec.train.batch_size)))
         lr = optimizer.param_groups[0]["lr"]
         stats = train_epoch(runner, data_train, optimizer, scheduler, spec, generator, augment, plan, progress, epoch)
+        bn_start = time.perf_counter()
+        recompute_bn_stats(model, data_train, bn_images, spec.train.batch_size, plan, spec.seed)
+        bn_seconds = time.perf_counter() - bn_start
         val_loss, val_accuracy = evaluate(runner, data_val, plan)
         row = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy, "val_loss": val_loss,
                "val_accuracy": val_accuracy, "lr": lr, "seconds": stats.seconds,
-               "images_per_second": stats.images / max(stats.seconds, 1e-9)}
+               "images_per_second": stats.images / max(stats.seconds, 1e-9), "bn_seconds": bn_seconds}
         score = row[metric]
         best_row = state.history[state.best_epoch - 1] if state.best_epoch else None
         improved = better(metric, row, best_row, stopping.min_delta)
         best = (epoch, score, 0) if improved else (state.best_epoch, state.best_score, state.bad_epochs + 1)
-        done = TrainState(epoch, state.history + [row], *best)
+        history = state.history + [row]
+        raised = epoch_warnings(history, classes, state.warnings)
+        done = TrainState(epoch, history, *best, warnings=state.warnings + raised)
         with deferred_sigint():  # the state moves on only together with its checkpoint
             save(done, improved)
             state.__dict__.update(done.__dict__)
         progress.end_epoch(row)
+        for raised_warning in raised:
+            progress.note(f"warning: {raised_warning['message']}")
         if on_epoch is not None:
             on_epoch(epoch, row)
         if stopping.patience and state.bad_epochs >= stopping.patience:

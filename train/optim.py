@@ -56,3 +56,15 @@ def make_scheduler(optimizer, schedule, base_lr: float, steps_per_epoch: int, ep
     if schedule.name == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base_lr, total_steps=max(2, steps_per_epoch * epochs))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(schedule, base_lr, steps_per_epoch, epochs))
+
+
+def continue_schedule(scheduler, step: int) -> None:
+    """Move a schedule built for a new total number of epochs to optimizer step `step` of a run trained further:
+    the learning rate (and onecycle's momentum) becomes what that schedule gives at this step."""
+    import warnings
+    scheduler.last_epoch = step
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns when get_lr() is called outside step(); here that is the point
+        rates = scheduler.get_lr()
+    for group, lr in zip(scheduler.optimizer.param_groups, rates):
+        group["lr"] = lr

@@ -26,6 +26,10 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.run_dir, self.epoch = run_dir, epoch
 
 
+class RunAlreadyFinished(DlxError):
+    """`resume` names a finished run and no new total of epochs was given: there is nothing to do."""
+
+
 RESUME_KEYS = ("model", "optimizer", "scheduler", "rng", "train_state", "spec")
 
 
@@ -41,9 +45,12 @@ def build_for(spec: ExperimentSpec, splits):
 
 
 def data_record(splits) -> dict:
-    """Preprocessing that travels with every checkpoint, so a run can be used without its dataset."""
+    """Preprocessing that travels with every checkpoint, so a run can be used without its dataset; `input` is
+    what the raw training inputs looked like, which `dlx predict` and `dlx evaluate` hold new input to."""
+    from train.inputs import input_record
     return {"mean": splits.mean.tolist(), "std": splits.std.tolist(), "scale": splits.scale,
-            "class_names": list(splits.class_names), "input_shape": list(splits.input_shape)}
+            "class_names": list(splits.class_names), "input_shape": list(splits.input_shape),
+            "input": input_record(splits.x["train"])}
 
 
 def _summary(spec, state, model_params, status, plan, started_wall, extra=None) -> dict:
@@ -56,18 +63,23 @@ def _summary(spec, state, model_params, status, plan, started_wall, extra=None) 
             "test_loss": None, "trainable_params": model_params, "epochs": state.epoch,
             "wall_seconds": started_wall + 0.0, "images_per_second": images / train_seconds if train_seconds else None,
             "device": str(plan.device), "torch_version": torch.__version__,
-            "pid": os.getpid(), "host": socket.gethostname(), **(extra or {})}  # lets `dlx runs` spot dead runs
+            "pid": os.getpid(), "host": socket.gethostname(),  # lets `dlx runs` spot dead runs
+            "warnings": list(state.warnings), **(extra or {})}
 
 
 def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Optional[str | Path] = None,
-          quiet: bool = True, on_epoch: Optional[Callable] = None, progress=None, test: bool = True) -> RunResult:
+          quiet: bool = True, on_epoch: Optional[Callable] = None, progress=None, test: bool = True,
+          epochs: Optional[int] = None) -> RunResult:
     """Train `spec` into a new run folder (or `out`), or continue the run folder `resume`.
+
+    `epochs` trains a resumed run further, to that many epochs in total (see `_continue_to`).
 
     `test=False` skips the test-set evaluation (a search scores only its best trial on test data)."""
     from archs.builder import count_params
     from train.data import check_split_compatible, load_splits
     from train.data.tensors import TensorData, make_augment
     from train.device import pick_device
+    from train.diagnose import split_warnings
     from train.loop import TrainState, evaluate, fit
     from train.optim import make_optimizer, make_scheduler
     from train.progress import make_progress
@@ -83,7 +95,7 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
         missing = [key for key in RESUME_KEYS if key not in checkpoint]
         if missing:
             raise DlxError(f"this checkpoint lacks {', '.join(missing)}, so it can't continue a run.", file=last)
-        spec = validate_spec(checkpoint["spec"], file=last)
+        spec = _continue_to(validate_spec(checkpoint["spec"], file=last), checkpoint, run_dir, epochs)
         ensure_writable(run_dir)
     elif out is not None:
         run_dir = ensure_writable(out)
@@ -116,7 +128,9 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     state = TrainState()
     spec_dict = spec_to_dict(spec)
     if checkpoint is not None:
-        state = _restore(checkpoint, run_dir, model, optimizer, scheduler, generator)
+        state = _restore(checkpoint, run_dir, model, optimizer, scheduler, generator, extended=epochs is not None)
+        if epochs is not None:  # the run's spec now plans the new total
+            atomic_write_text(run_dir / "config.yaml", dump_yaml(spec_dict))
     else:
         (run_dir / "checkpoints").mkdir(exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", dump_yaml(spec_dict))
@@ -144,11 +158,16 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
         write_summary(run_dir, _summary(spec, current, trainable, "running", plan, elapsed()))
 
     progress = progress or make_progress(quiet)
+    progress.note(f"run folder: {run_dir}")  # at the start too, so it can be watched (or found after a crash)
+    if checkpoint is None:
+        state.warnings = split_warnings(splits.y, splits.class_names)
+        for raised in state.warnings:
+            progress.note(f"warning: {raised['message']}")
     write_summary(run_dir, _summary(spec, state, trainable, "running", plan, elapsed()))
     test_loss = test_accuracy = None
     try:
         state = fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generator, make_augment(spec.data.augment),
-                    plan, state, progress, save, on_epoch)
+                    plan, state, progress, save, on_epoch, classes=splits.classes)
         progress.close()
         if test and state.best_epoch and (run_dir / "checkpoints" / "best.pt").exists():  # test data: once, at the end
             model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt", plan.device)["model"])
@@ -175,19 +194,51 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     return RunResult(run_dir, summary)
 
 
-def _restore(checkpoint: dict, run_dir: Path, model, optimizer, scheduler, generator):
-    """Put model, optimizer, schedule and both random generators back as they were after the saved epoch."""
+def _restore(checkpoint: dict, run_dir: Path, model, optimizer, scheduler, generator, extended: bool = False):
+    """Put model, optimizer, schedule and both random generators back as they were after the saved epoch.
+
+    `extended` (trained past its planned epochs): the schedule, built for the new total, moves to the saved
+    step instead of being loaded, and early stopping's patience starts again."""
     from train.loop import TrainState
+    from train.optim import continue_schedule
     try:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        if extended:
+            continue_schedule(scheduler, checkpoint["scheduler"]["last_epoch"])
+        else:
+            scheduler.load_state_dict(checkpoint["scheduler"])
         generator.set_state(checkpoint["rng"]["generator"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
-        return TrainState(**checkpoint["train_state"])
+        state = TrainState(**checkpoint["train_state"])
+        if extended:
+            state.bad_epochs = 0
+        return state
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise DlxError(f"the checkpoint doesn't match the run it belongs to ({str(exc).splitlines()[0][:200]}).",
                        file=run_dir / "checkpoints" / "last.pt") from None
+
+
+def _continue_to(spec: ExperimentSpec, checkpoint: dict, run_dir: Path, epochs: Optional[int]) -> ExperimentSpec:
+    """The spec a resumed run goes on with: as saved, or planning `epochs` in total (`dlx train --resume --epochs`).
+
+    A finished run is refused without `epochs`: resuming it would only rewrite its summary."""
+    done = int((checkpoint.get("train_state") or {}).get("epoch", 0))
+    if epochs is None:
+        summary = read_json(run_dir / "summary.json", {}) or {}
+        if isinstance(summary, dict) and summary.get("status") == "finished":
+            how = "stopped early after" if summary.get("stopped_early") else "trained for"
+            raise RunAlreadyFinished(f"{run_dir} has already finished ({how} {done} epochs), so there is nothing to "
+                                     f"resume; it was left unchanged. To train it further, give the new total "
+                                     f"number of epochs: dlx train --resume {run_dir} --epochs N, with N above "
+                                     f"{done}.")
+        return spec
+    if epochs <= done:
+        raise DlxError(f"--epochs is the total number of epochs to train to, so it must be above the {done} this "
+                       f"run has done, but got {epochs}.", file=run_dir, key="--epochs")
+    data = spec_to_dict(spec)
+    data["train"]["epochs"] = epochs
+    return validate_spec(data, file=run_dir / "config.yaml")
 
 
 def _no_checkpoint(run_dir: Path):

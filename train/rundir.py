@@ -12,7 +12,8 @@ from spec.errors import DlxError
 from train.checkpoint import atomic_write_json, atomic_write_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
-                  "images_per_second"]
+                  "images_per_second", "bn_seconds"]
+TIMING_COLUMNS = ("seconds", "images_per_second", "bn_seconds")  # differ between identical runs
 
 
 def new_run_dir(parent: str | Path, name: str) -> Path:

@@ -30,8 +30,10 @@ def test_reference_model_matches_keras():
     assert non_trainable == 64  # BN moving mean + variance, as Keras reports them
     shapes = [row.output_shape for row in model.rows]
     assert shapes == [[26, 26, 32], [26, 26, 32], [24, 24, 64], [22, 22, 128], [11, 11, 128], [128], [10]]
-    expected = [conv_params(3, 1, 32), 64, separable_params(3, 32, 64), separable_params(3, 64, 128), 0, 0, 128 * 10 + 10]
+    # Keras's Param #: BatchNormalization(32) has gamma, beta and the two moving statistics (4 × 32)
+    expected = [conv_params(3, 1, 32), 128, separable_params(3, 32, 64), separable_params(3, 64, 128), 0, 0, 128 * 10 + 10]
     assert [row.params for row in model.rows] == expected
+    assert sum(row.params for row in model.rows) == trainable + non_trainable
     assert check_forward(model, (1, 28, 28)).shape == (2, 10)
 
 
@@ -73,18 +75,22 @@ def test_residual_with_projection_and_shortcut_bn():
         {"BatchNormalization": {}},
         {"Conv2D": {"filters": 16, "kernel_size": 3, "padding": "same"}}]}}
     model = build([block], (8, 32, 32))
-    residual_row, *body = model.rows
+    residual_row, *rows = model.rows
     assert residual_row.type == "Residual" and residual_row.output_shape == [16, 16, 16]
-    assert residual_row.params == 8 * 16 + 16 + 2 * 16  # 1×1 conv with bias + BN gamma/beta
-    assert residual_row.non_trainable == 2 * 16
-    assert [r.params for r in body] == [conv_params(3, 8, 16), 32, conv_params(3, 16, 16)]
+    assert residual_row.params == 0  # its layers follow as rows of their own
+    assert [(r.type, r.role) for r in rows] == [("Conv2D", ""), ("BatchNormalization", ""), ("Conv2D", ""),
+                                                ("Conv2D", "shortcut"), ("BatchNormalization", "shortcut"), ("Add", "")]
+    # body, then the 1×1 projection with bias and its BN (gamma, beta, moving mean and variance), then the addition
+    assert [r.params for r in rows] == [conv_params(3, 8, 16), 64, conv_params(3, 16, 16), 8 * 16 + 16, 64, 0]
+    assert rows[4].non_trainable == 2 * 16
+    assert sum(r.params for r in model.rows) == sum(count_params(model))
     assert check_forward(model, (8, 32, 32)).shape == (2, 16, 16, 16)
 
 
 def test_residual_identity_shortcut_has_no_parameters():
     model = build([{"Residual": {"layers": [{"Conv2D": {"filters": 3, "kernel_size": 3, "padding": "same"}}]}}],
                   (3, 8, 8))
-    assert model.rows[0].params == 0
+    assert [(r.type, r.params) for r in model.rows] == [("Residual", 0), ("Conv2D", conv_params(3, 3, 3)), ("Add", 0)]
     x = torch.randn(2, 3, 8, 8)
     model.eval()
     with torch.no_grad():

@@ -32,6 +32,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     folders = {}
     for name, overrides in RUNS.items():
-        spec = load_spec(CONFIG, [*COMMON, f"name={name}", *overrides])
+        layers = ["model.vars={}"] if any(o.startswith("model.layers=") for o in overrides) else []  # no unused vars
+        spec = load_spec(CONFIG, [*COMMON, f"name={name}", *layers, *overrides])
         folders[name] = train(spec, out=root / name, quiet=True).run_dir
     return folders

@@ -20,7 +20,7 @@ def _ensemble(runs, names, out, *extra):
 @pytest.fixture(scope="module")
 def weighted(runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("ens") / "weighted"
-    return _ensemble(runs, [*GOOD, "poor"], out), out
+    return _ensemble(runs, [*GOOD, "poor"], out, "--method", "weighted", "--metric", "nll"), out
 
 
 def test_weighted_beats_best_member_and_average_on_validation(weighted):
@@ -57,7 +57,8 @@ def test_second_run_reads_cached_predictions(runs, weighted, tmp_path):
     caches = sorted((runs["mlp"] / "predictions").glob("*.npz"))
     assert len(caches) == 1
     mtime = caches[0].stat().st_mtime_ns
-    second = _ensemble(runs, [*GOOD, "poor"], tmp_path / "again", "--temperature")
+    second = _ensemble(runs, [*GOOD, "poor"], tmp_path / "again", "--temperature", "--method", "weighted",
+                       "--metric", "nll")
     assert second["cache"] == {"hits": 5, "misses": 0}
     assert caches[0].stat().st_mtime_ns == mtime
     assert first["cache"]["misses"] == 5
@@ -172,12 +173,12 @@ def test_predict_on_png_folder_with_a_run_folder(runs, tmp_path):
     folder.mkdir()
     for i in range(20):
         Image.fromarray((x[i, 0] * 255).round().astype(np.uint8), mode="L").resize((32, 32)).save(folder / f"{i:02d}.png")
-    run_dlx("predict", runs["mlp"], folder, "--out", tmp_path / "preds.csv", check=0)
+    run_dlx("predict", runs["mlp"], folder, "--out", tmp_path / "preds.csv", "--resize", check=0)
     lines = (tmp_path / "preds.csv").read_text().splitlines()
     assert lines[0].split(",")[:3] == ["input", "predicted", "class"] and len(lines[0].split(",")) == 13
     predicted = np.array([int(line.split(",")[1]) for line in lines[1:]])
     assert len(predicted) == 20 and (predicted == y[:20]).mean() >= 0.7
-    table = run_dlx("predict", runs["mlp"], folder / "00.png", check=0)
+    table = run_dlx("predict", runs["mlp"], folder / "00.png", "--resize", check=0)
     assert "00.png" in table.stdout
 
 

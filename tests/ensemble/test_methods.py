@@ -32,7 +32,7 @@ def test_every_method_returns_weights_on_the_simplex(name):
 
 def test_weighted_is_no_worse_than_average_or_best_member_and_favours_good_members():
     log_probs, y = _synthetic()
-    weights = get_method("weighted")(log_probs, y).weights
+    weights = get_method("weighted")(log_probs, y, metric="nll").weights
     assert mixture_nll(weights, log_probs, y) <= mixture_nll(np.full(4, 0.25), log_probs, y)
     assert mixture_nll(weights, log_probs, y) <= min(nll(np.exp(lp), y) for lp in log_probs)
     assert weights[3] < weights[0]

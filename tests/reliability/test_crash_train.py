@@ -7,6 +7,7 @@ import time
 
 from tests.reliability.conftest import DIGITS, TINY, assert_intact, rng
 from tests.reliability.forked import Dlx, run
+from train.rundir import TIMING_COLUMNS
 
 KILLS = 10
 EPOCHS = 8
@@ -16,7 +17,7 @@ SPEC = [DIGITS, *TINY, "--set", f"train.epochs={EPOCHS}", "--set", "train.batch_
 def metric_rows(run_dir):
     path = run_dir / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in rows]
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
 
 
 def check_after_kill(run_dir):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.conftest import ROOT, assert_user_error, run_dlx
 from tests.reliability.conftest import DIGITS, TINY, assert_intact
+from tests.services import require_service
 
 ENOSPC_AFTER = textwrap.dedent("""\
     # injected by tests/reliability: torch.save fails with ENOSPC from call number {n} on, as on a full disk
@@ -51,8 +52,7 @@ def read_only_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"can't mount a read-only tmpfs here ({mounted.stderr.decode().strip()})")
+    require_service(mounted.returncode == 0, f"can't mount a read-only tmpfs here ({mounted.stderr.decode().strip()})")
     try:
         yield folder
     finally:

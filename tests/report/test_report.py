@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, assert_user_error, run_dlx
+from tests.services import require_service
 
 CNN = ("--set", "train.epochs=2", "--set", "model.vars.width=8", "--set", "train.optimizer.lr=0.02")
 MLP_SPEC = """\
@@ -136,6 +137,12 @@ def test_report_errors_are_one_paragraph(tmp_path):
     assert_user_error(run_dlx("report", tmp_path / "plain"), "not a dlx folder", "ensemble.yaml")
 
 
+@pytest.fixture(scope="module")
+def needs_chromium():
+    """Before the module's folders are made: skip without Chromium, or fail in CI (tests/services.py)."""
+    require_service(CHROMIUM is not None, "Chromium is not installed (apt-get install chromium)")
+
+
 def chromium(*args: str, user_dir: Path) -> str:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -152,7 +159,7 @@ def page_title(page: Path, user_dir: Path) -> str:
     return match.group(1)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
+@pytest.mark.usefixtures("needs_chromium")
 def test_each_report_page_loads_in_headless_chromium(folders, reports, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for kind, result in reports.items():
@@ -164,7 +171,7 @@ def test_each_report_page_loads_in_headless_chromium(folders, reports, tmp_path)
         assert_real_image(shot)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
+@pytest.mark.usefixtures("needs_chromium")
 def test_the_page_check_reports_broken_images_and_script_errors(folders, reports, tmp_path):
     """The in-page check itself: a broken image and a console error turn the title to 'bad:'."""
     page = Path(reports["ensemble"]["html"]).read_text()

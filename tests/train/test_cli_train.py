@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.conftest import ROOT
+from train.rundir import TIMING_COLUMNS
 
 SHIPPED = ["mnist_xception.yaml", "cifar10_resnet.yaml", "fashion_mnist_cnn.yaml"]
 
@@ -45,7 +46,7 @@ def spec_file(tmp_path, data: str, model: str = TINY_CNN, train: str = "epochs: 
 def metric_rows(run_dir):
     path = run_dir / "metrics.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
-    return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_second")}
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_COLUMNS}
             for line in lines]
 
 

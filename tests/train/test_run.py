@@ -13,7 +13,7 @@ from dataset_files import TINY_CNN, write_npz
 from spec.errors import DlxError
 from spec.load import load_spec
 from train.evaluate import evaluate_run, load_run_model
-from train.rundir import METRIC_COLUMNS, new_run_dir
+from train.rundir import METRIC_COLUMNS, TIMING_COLUMNS, new_run_dir
 from train.run import train
 
 SUMMARY_KEYS = {"best_epoch", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "trainable_params", "epochs",
@@ -36,7 +36,7 @@ def rows(run_dir):
 
 
 def without_timing(history):
-    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in history]
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in history]
 
 
 def test_run_folder_holds_everything(tiny_spec, tmp_path):

@@ -1,0 +1,80 @@
+"""The `auto` method's parts on synthetic predictions (no training): folds, ties, the guard, the output
+temperature, and how members are labelled."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ensemble.labels import differences, identifiers
+from ensemble.methods import Combination
+from ensemble.metrics import accuracy, nll
+from ensemble.selection import AUTO, BEST_MEMBER, Fitted, calibrate, fold_of, guard, select
+
+
+def _synthetic(members=4, samples=400, classes=5, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, samples)
+    logits = rng.normal(size=(members, samples, classes))
+    for m in range(members):
+        logits[m, np.arange(samples), y] += max(0.0, 3.0 - m)
+    return logits - np.log(np.exp(logits).sum(2, keepdims=True)), y
+
+
+def test_folds_keep_every_class_in_every_fold():
+    y = np.repeat(np.arange(4), 10)
+    folds = fold_of(y, 5)
+    for k in range(5):
+        assert sorted(np.unique(y[folds == k])) == [0, 1, 2, 3]
+    assert (fold_of(y, 5) == folds).all()  # seeded
+
+
+def test_identical_members_tie_and_the_simplest_method_wins():
+    log_probs, y = _synthetic(members=1)
+    pool = np.repeat(log_probs, 3, axis=0)
+    selection = select(pool, y, "accuracy")
+    assert selection.winner == "average" and selection.fitted.name == "average"
+    assert [c["method"] for c in selection.candidates] == list(AUTO)
+    assert "the simpler method is kept" in selection.reason
+
+
+def test_guard_falls_back_when_the_refit_is_worse_than_the_best_member():
+    log_probs, y = _synthetic()
+    worst = Fitted("weighted", [1.0] * 4, Combination(np.eye(4)[3]))  # all weight on the poor member
+    fallback, used, note = guard(worst, log_probs, y, "accuracy")
+    assert fallback in ("plain average", BEST_MEMBER) and used.name == fallback
+    assert "worse than" in note and f"so the {fallback} is used instead" in note
+    assert accuracy(used.predict(log_probs), y) > accuracy(worst.predict(log_probs), y)
+    average = Fitted("average", [1.0] * 4, Combination(np.full(4, 0.25)))
+    assert guard(average, log_probs, y, "accuracy") == (None, average, "")
+
+
+def test_output_temperature_lowers_nll_and_keeps_every_prediction():
+    log_probs, y = _synthetic()
+    fitted = Fitted("average", [1.0] * 4, Combination(np.full(4, 0.25)))
+    before = fitted.predict(log_probs)
+    calibrate(fitted, log_probs, y)
+    after = fitted.predict(log_probs)
+    assert fitted.combination.temperature != 1.0
+    assert (after.argmax(1) == before.argmax(1)).all() and np.allclose(after.sum(1), 1)
+    assert nll(after, y) < nll(before, y)
+
+
+def test_identifiers_are_relative_to_the_common_parent(tmp_path):
+    paths = [tmp_path / "runs" / "digits-20261125-140102", tmp_path / "runs" / "digits-20261125-140103",
+             tmp_path / "old" / "digits-20261125-140102"]
+    assert identifiers(paths) == ("run", ["runs/digits-20261125-140102", "runs/digits-20261125-140103",
+                                          "old/digits-20261125-140102"])
+    trials = [tmp_path / "search" / "trials" / str(n) for n in (3, 12)]
+    assert identifiers(trials) == ("trial", ["3", "12"])
+
+
+def test_differences_show_only_what_varies():
+    base = {"name": "a", "seed": 0, "model": {"vars": {"width": 16, "depth": 1},
+                                              "layers": ["Flatten", {"Dense": {"units": 64}}, {"Dense": {"units": "classes"}}]},
+            "train": {"optimizer": {"lr": 0.003}, "epochs": 5}}
+    other = {**base, "name": "b", "model": {**base["model"], "vars": {"width": 32, "depth": 1}},
+             "train": {"optimizer": {"lr": 0.0123456}, "epochs": 5}}
+    assert differences([base, other]) == ["width=16 lr=0.003", "width=32 lr=0.0123"]
+    deeper = {**base, "model": {**base["model"], "layers": ["Flatten", {"Dense": {"units": 64}},
+                                                            {"Dropout": 0.2}, {"Dense": {"units": "classes"}}]}}
+    assert differences([base, deeper]) == ["(fewer layers)", "Dropout(0.2)"]
