@@ -52,9 +52,7 @@ def resolve_model(model) -> tuple[list, dict, str]:
 def parse_model(model) -> list[LayerNode]:
     layers, variables, prefix = resolve_model(model)
     counter = [0]
-    nodes = parse_layers(layers, variables, prefix, counter)
-    check_vars_referenced(model.vars, model)
-    return nodes
+    return parse_layers(layers, variables, prefix, counter)
 
 
 def check_vars_referenced(names, model, key: str = "model.vars") -> None:

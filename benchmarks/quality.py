@@ -193,7 +193,11 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=None, help="cap every case's epochs (default: as shipped)")
     parser.add_argument("--only", nargs="*", default=None, help="case names to run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "quality.json"))
+    parser.add_argument("--table", nargs="+", metavar="JSON", help="only print the table of earlier results")
     args = parser.parse_args()
+    if args.table:
+        print(table([row for path in args.table for row in json.loads(Path(path).read_text())["rows"]]))
+        return
     from spec.load import load_spec
     names = args.only or list(CASES)
     rows = []

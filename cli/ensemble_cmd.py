@@ -146,8 +146,10 @@ def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or
              metric: Annotated[Metric, typer.Option(
                  help="What the ensemble is fitted and chosen for (NLL is reported beside accuracy either way).")]
              = Metric.accuracy,
-             out: Annotated[Optional[Path], typer.Option(help="Ensemble folder (default: runs/ensemble-<time>).")] = None,
-             temperature: Annotated[bool, typer.Option("--temperature", help="Fit a temperature per member first.")] = False,
+             out: Annotated[Optional[Path], typer.Option(
+                 help="Ensemble folder (default: runs/ensemble-<time>).")] = None,
+             temperature: Annotated[bool, typer.Option(
+                 "--temperature", help="Fit a temperature per member first.")] = False,
              duplicate_threshold: Annotated[float, typer.Option(
                  help="Flag pairs disagreeing on fewer than this fraction of validation samples.")] = 0.02,
              json: JsonOption = False) -> None:

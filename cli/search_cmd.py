@@ -24,10 +24,10 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
            name: Annotated[Optional[str], typer.Option(help="Study name; processes with the same storage and "
                                                             "name share the study.")] = None,
            workers: Annotated[int, typer.Option(help="Trials run in parallel on this machine.")] = 1,
-           trials: Annotated[Optional[int], typer.Option(help="COMPLETE+PRUNED trials to reach (overrides the "
-                                                              "space).")] = None,
+           trials: Annotated[Optional[int], typer.Option(min=1, help="COMPLETE+PRUNED trials to reach (overrides "
+                                                                     "the space).")] = None,
            timeout: Annotated[Optional[str], typer.Option(help="Stop starting trials after this: 90, 30m, 2h.")] = None,
-           max_failures: Annotated[int, typer.Option(help="Stop after this many failed trials.")] = 10,
+           max_failures: Annotated[int, typer.Option(min=1, help="Stop after this many failed trials.")] = 10,
            quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Search hyperparameters with Optuna; each trial is a run folder; the best is scored on test data."""
     from search.api import run_search

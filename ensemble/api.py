@@ -83,11 +83,25 @@ def build_ensemble(paths: list[str | Path], method: str = "auto", out: Optional[
                    temperature: bool = False, duplicate_threshold: float = diversity.DUPLICATE_BELOW,
                    runs_root: str | Path = "runs", device="cpu", metric: str = "accuracy") -> dict:
     """Pool the run folders `paths` with `method` ('auto' chooses by cross-validation), fitted on validation data
-    for `metric`; write the ensemble folder. Test data is only scored, never used to fit or choose."""
-    from train.rundir import ensure_writable, new_run_dir
+    for `metric`; write the ensemble folder. Test data is only scored, never used to fit or choose.
+
+    `out` is checked and locked before any work (train.outdir): an ensemble there is rewritten, anything else is
+    refused and left unchanged, and so is a second process writing the same folder."""
+    from train.outdir import claim
     check_options(method, metric)
     members, skipped = load_members(paths)
-    check_compatible(members, skipped)
+    check_compatible(members, skipped)  # a refused pool leaves no output folder behind
+    args = ((members, skipped), method, out, temperature, duplicate_threshold, runs_root, device, metric)
+    if out is None:
+        return _build_ensemble(*args)  # into a new folder, made at the end
+    with claim(out, "ensemble"):
+        return _build_ensemble(*args)
+
+
+def _build_ensemble(pool, method, out, temperature, duplicate_threshold, runs_root, device, metric) -> dict:
+    """The body of `build_ensemble`; `pool` is (members, skipped), already checked."""
+    from train.rundir import ensure_writable, new_run_dir
+    members, skipped = pool
     unit, y = shared_data(members[0])
     started = time.perf_counter()
     raw, hits = member_predictions(members, unit, device)

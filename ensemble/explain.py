@@ -11,8 +11,9 @@ def _adds(row: dict) -> str:
     loo = row.get("leave_one_out")
     if not loo:
         return ""
-    return (f"; without it the ensemble's val accuracy changes by {-100 * loo['val_accuracy_loss'] + 0.0:+.2f} pts and its "
-            f"NLL by {loo['val_nll_loss']:+.4f}")
+    points = -100 * loo["val_accuracy_loss"] + 0.0  # + 0.0: no "-0.00"
+    return (f"; without it the ensemble's val accuracy changes by {points:+.2f} pts and its NLL by "
+            f"{loo['val_nll_loss']:+.4f}")
 
 
 def member_reason(row: dict, rows: list[dict], method: str, ids: dict[str, str]) -> str:
@@ -21,7 +22,7 @@ def member_reason(row: dict, rows: list[dict], method: str, ids: dict[str, str])
     rank = 1 + sum(r["val_accuracy"] > row["val_accuracy"] for r in rows)
     own = f"val accuracy {row['val_accuracy']:.4f} (#{rank} of {len(rows)})"
     disagreement = row.get("mean_disagreement")
-    differs = f", disagrees with the others on {disagreement:.1%} of validation samples" if disagreement is not None else ""
+    differs = "" if disagreement is None else f", disagrees with the others on {disagreement:.1%} of validation samples"
     if method == BEST_MEMBER:
         return f"used alone as the best member: {own}" if row["weight"] > 0 else f"not used (best member alone); {own}"
     if row["weight"] <= 0 or row["dropped"]:
@@ -32,4 +33,6 @@ def member_reason(row: dict, rows: list[dict], method: str, ids: dict[str, str])
             return f"dropped: weaker than the rest ({own}, best {best:.4f}){differs}"
         return f"dropped: adds nothing on validation that the kept members don't already give; {own}{differs}"
     share = "an equal share (plain average)" if method in ("average", PLAIN_AVERAGE) else f"weight {row['weight']:.3f}"
+    if row.get("temperature", 1.0) != 1.0:
+        share += f" at temperature {row['temperature']:.2f}"
     return f"{share}: {own}{differs}{_adds(row)}"

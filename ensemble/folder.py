@@ -3,7 +3,7 @@ commands load as a model, plus `combiner.npz` for stacking. Each member's checkp
 from __future__ import annotations
 
 import io
-import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,8 @@ from ensemble.members import CHECKPOINT, Member, check_compatible, load_member
 from ensemble.methods import Combination
 from ensemble.temperature import apply_temperature
 from spec.errors import DlxError
-from train.checkpoint import fsync_dir, temporary_beside
+from train.checkpoint import fsync_dir, strict_json, temporary_beside
+from train.outdir import MARKER, marker_text
 
 FORMAT = "dlx-ensemble-1"
 
@@ -84,7 +85,8 @@ def write_folder(folder: Path, members: list[Member], combination: Combination, 
         document["combiner"] = "combiner.npz"
     files["ensemble.yaml"] = dump_yaml(document).encode("utf-8")
     if report is not None:
-        files["ensemble.json"] = (json.dumps(report, indent=2) + "\n").encode("utf-8")
+        files["ensemble.json"] = (strict_json(report, indent=2) + "\n").encode("utf-8")
+    files[MARKER] = marker_text("ensemble").encode("utf-8")  # staged last, so a full disk fails on the artefacts
     _write_all(folder, files)
 
 
@@ -101,7 +103,7 @@ def _write_all(folder: Path, files: dict[str, bytes]) -> None:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        for tmp, path in staged:
+        for tmp, path in sorted(staged, key=lambda item: item[1].name != MARKER):  # the marker goes in first
             os.replace(tmp, path)
     except BaseException:
         for tmp, _ in staged:
@@ -136,10 +138,10 @@ def load_ensemble(folder: str | Path) -> EnsembleModel:
                            f"{member.sha256[:16]} ≠ {str(entry['checkpoint_sha256'])[:16]}); rebuild the ensemble.",
                            file=file, key=f"members[{index}]")
         members.append(member)
-        weights.append(float(entry.get("weight", 0.0)))
-        temperatures.append(float(entry.get("temperature", 1.0)))
+        weights.append(_number(entry.get("weight", 0.0), file, f"members[{index}].weight", positive=False))
+        temperatures.append(_number(entry.get("temperature", 1.0), file, f"members[{index}].temperature"))
     check_compatible(members, [], minimum=1)
-    combiner = _load_combiner(folder, document, file)
+    combiner = _load_combiner(folder, document, file, len(members), len(members[0].record["class_names"]))
     weights = np.asarray(weights)
     if combiner is None and ((weights < 0).any() or weights.sum() <= 0):
         raise DlxError("member weights must be non-negative with a positive sum.", file=file, key="members")
@@ -152,15 +154,36 @@ def load_ensemble(folder: str | Path) -> EnsembleModel:
                          str(document.get("method", "")))
 
 
-def _load_combiner(folder: Path, document: dict, file: Path) -> Optional[dict]:
+def _number(value, file: Path, key: str, positive: bool = True) -> float:
+    """A member's weight (finite, >= 0) or temperature (finite, > 0): `.inf` or a temperature of 0 would turn
+    every probability into NaN, printed as if it were a prediction."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        rule = "a finite number > 0" if positive else "a finite number >= 0"
+        raise DlxError(f"must be {rule}, but got {value!r}; rebuild the ensemble or fix the value.", file=file,
+                       key=key)
+    return float(value)
+
+
+def _load_combiner(folder: Path, document: dict, file: Path, members: int, classes: int) -> Optional[dict]:
+    """The stacking combiner: coef (C, M*C) and intercept (C,), finite floats, as `stacking_predict` takes."""
     if not document.get("combiner"):
         return None
     path = folder / Path(str(document["combiner"])).name
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {"coef": archive["coef"], "intercept": archive["intercept"]}
-    except (OSError, ValueError, KeyError) as exc:
+            combiner = {"coef": archive["coef"], "intercept": archive["intercept"]}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
         raise DlxError(f"can't read the stacking combiner ({exc}).", file=path) from None
+    shapes = {"coef": (classes, members * classes), "intercept": (classes,)}
+    for name, array in combiner.items():
+        if array.dtype.kind not in "fiu" or array.shape != shapes[name]:
+            raise DlxError(f"'{name}' must be a numeric array of shape {shapes[name]} ({members} members, {classes} "
+                           f"classes), but it is {array.dtype} of shape {array.shape}; rebuild the ensemble.",
+                           file=path, key=name)
+        if not np.isfinite(array).all():
+            raise DlxError(f"'{name}' holds NaN or infinite values; rebuild the ensemble.", file=path, key=name)
+    return {name: array.astype(np.float64) for name, array in combiner.items()}
 
 
 def load_model(path: str | Path) -> EnsembleModel:

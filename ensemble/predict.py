@@ -98,7 +98,7 @@ def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | P
     the conversions made to fit the model's input contract."""
     from ensemble.folder import load_model
     model = load_model(model_dir)
-    contract = InputContract.from_record(model.members[0].record)
+    contract = InputContract.from_record(model.members[0].record, model.members[0].checkpoint)
     notices: list[str] = []
     names, unit = read_inputs(input_path, contract, resize, notices)
     probs = model.predict(unit)

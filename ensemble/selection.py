@@ -105,7 +105,8 @@ def _better(a: float, b: float, metric: str) -> bool:
 def select(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", temperature: bool = False) -> Selection:
     """The `auto` method: cross-validate the candidates, refit the winner on all of `y`, guard against the refit
     being worse than the plain average or the best member on validation."""
-    candidates = [cross_validate(name, log_probs, y, metric, temperature) for name in AUTO]
+    names = dict.fromkeys(n if "+" in n or not temperature else f"{n}+temperature" for n in AUTO)  # --temperature
+    candidates = [cross_validate(name, log_probs, y, metric, temperature) for name in names]
     winner = candidates[0]
     for candidate in candidates[1:]:  # strictly better only: a tie keeps the simpler, earlier method
         if _better(candidate[f"cv_{metric}"], winner[f"cv_{metric}"], metric):

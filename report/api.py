@@ -18,9 +18,11 @@ def _builder(kind: str):
 
 
 def make_report(path: str | Path, out: Optional[str | Path] = None) -> dict:
-    """Write the report of the folder `path`; returns {kind, folder, out, html, json, files: [...]}."""
+    """Write the report of the folder `path`; returns {kind, folder, out, html, json, files: [...]}.
+
+    The report folder is locked while it is written (train.outdir); `path` itself is only read, never locked."""
     from report.runs import classify
-    from train.rundir import ensure_writable
+    from train.outdir import claim
     folder = Path(path)
     if not folder.is_dir():
         raise DlxError("no such folder.", file=folder)
@@ -28,12 +30,14 @@ def make_report(path: str | Path, out: Optional[str | Path] = None) -> dict:
     if kind is None:
         raise DlxError("not a dlx folder: expected a run (summary.json, config.yaml), a search (study.db, trials/) "
                        "or an ensemble (ensemble.yaml).", file=folder)
-    out = ensure_writable(Path(out) if out is not None else folder / "report")
-    report: Report = _builder(kind)(folder, out)
-    from report.html import render
-    html_path, json_path = out / "report.html", out / "report.json"
-    atomic_write_text(html_path, render(report))
-    atomic_write_text(json_path, json.dumps(as_json(report), indent=2, default=str) + "\n")
+    with claim(Path(out) if out is not None else folder / "report", "report") as held:
+        held.mark()
+        out = held.path
+        report: Report = _builder(kind)(folder, out)
+        from report.html import render
+        html_path, json_path = out / "report.html", out / "report.json"
+        atomic_write_text(html_path, render(report))
+        atomic_write_text(json_path, json.dumps(as_json(report), indent=2, default=str) + "\n")
     files = [str(p) for f in report.figures for p in (f.png, f.svg)] + [str(html_path), str(json_path)]
     return {"kind": kind, "folder": str(folder), "out": str(out), "html": str(html_path), "json": str(json_path),
             "figures": [{"name": f.name, "title": f.title, "png": str(f.png), "svg": str(f.svg)} for f in report.figures], "notes": report.notes, "files": files}

@@ -5,6 +5,7 @@ A folder that can't be read is listed as damaged; the listing itself never fails
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from pathlib import Path
@@ -33,6 +34,27 @@ def _alive(summary: dict) -> bool:
     return True
 
 
+SUMMARY_TYPES = {"name": str, "status": str, "dataset": str, "trainable_params": int, "epochs": int,
+                 "val_accuracy": float, "test_accuracy": float, "wall_seconds": float}
+
+
+def _summary_problem(summary: dict) -> Optional[str]:
+    """Why a summary.json's listed fields can't be shown or sorted (a wrong type, a non-finite number), or None."""
+    for key, kind in SUMMARY_TYPES.items():
+        value = summary.get(key)
+        if value is None:
+            continue
+        if kind is str:
+            ok = isinstance(value, str)
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and (kind is float or float(value).is_integer())
+        if not ok:
+            wanted = {str: "a string", int: "an integer", float: "a finite number"}[kind]
+            return f"'{key}' should be {wanted}, but is {value!r}"[:200]
+    return None
+
+
 def run_row(folder: Path) -> dict:
     row = {"name": folder.name, "kind": "run", "path": str(folder)}
     try:
@@ -41,6 +63,9 @@ def run_row(folder: Path) -> dict:
             raise ValueError("summary.json is not a mapping")
     except (OSError, ValueError) as exc:
         return {**row, "status": "damaged", "problem": f"summary.json unreadable: {exc}"}
+    problem = _summary_problem(summary)
+    if problem:  # listed as damaged; the other folders are still listed
+        return {**row, "status": "damaged", "problem": f"summary.json: {problem}"}
     status = summary.get("status", "unknown")
     if status == "running" and not _alive(summary):
         status = "interrupted"

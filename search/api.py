@@ -3,6 +3,9 @@
 A search folder holds `search.yaml` (the resolved space, base spec inline), `study.json` (study name and
 storage), `study.db` (default storage), `trials/<number>/` (run folders) and, at the end,
 `leaderboard.csv/json`, `best.json` and `best.yaml`.
+
+A search folder is not locked as a whole: several `dlx search` processes may share it (and its study) by design.
+Each trial folder is locked by the process training it (train.outdir), so no two processes write one trial.
 """
 from __future__ import annotations
 
@@ -95,21 +98,26 @@ def _run_search(space_path, out, resume, storage, name, workers, trials, timeout
 def _prepare(space_path, out, resume, overrides, name) -> tuple[Path, SearchSpace, dict]:
     if (space_path is None) == (resume is None):
         raise DlxError("give a search space file (dlx search SPACE) or --resume SEARCH_DIR, not both.")
+    from train.outdir import check, write_marker
     if resume is not None:
         search_dir = Path(resume)
         if not (search_dir / "search.yaml").is_file():
             raise DlxError("this is not a search folder (it has no search.yaml).", file=search_dir)
         if overrides:
             raise DlxError("--set can't change a search being resumed; its space is fixed in search.yaml.")
+        check(search_dir, "search")
+        write_marker(search_dir, "search")  # a search from before markers existed says what it is from now on
         return search_dir, read_resolved_space(search_dir), _read_study_json(search_dir)
     space = load_space(space_path, overrides)
     if out is not None:
         search_dir = Path(out)
         from train.rundir import ensure_writable
+        check(search_dir, "search")  # new, empty or a search (continued); anything else is left unchanged
         ensure_writable(search_dir)
     else:
         from train.rundir import new_run_dir
         search_dir = new_run_dir(space.base["output"]["dir"], name or space.name)
+    write_marker(search_dir, "search")  # first: the folder says what it is before anything else is in it
     return search_dir, space, _read_study_json(search_dir)
 
 

@@ -12,6 +12,15 @@ from typing import Any, Optional
 from spec.errors import DlxError
 
 KINDS = ("float", "int", "choice")
+MAX_GRID_VALUES = 100_000  # values of one grid parameter
+MAX_GRID_POINTS = 1_000_000  # combinations: Optuna's GridSampler lists every one of them in memory
+
+
+def _check_grid_size(count: int) -> None:
+    """Grids are counted before they are listed: `{int: [1, 1e12]}` would otherwise fill memory."""
+    if count > MAX_GRID_VALUES:
+        raise DlxError(f"this grid has {count} values; a grid parameter is limited to {MAX_GRID_VALUES} values "
+                       "(MAX_GRID_VALUES). Raise `step`, narrow the range, or use another sampler.")
 OPTIONS = {"float": ("log", "step", "when"), "int": ("log", "step", "when"), "choice": ("when",)}
 
 
@@ -46,10 +55,16 @@ class FloatRange:
     def suggest(self, trial, name: str) -> float:
         return trial.suggest_float(name, float(self.low), float(self.high), log=self.log, step=self.step)
 
-    def grid(self) -> Optional[list]:
+    def grid_count(self) -> Optional[int]:
         if self.step is None:
             return None
-        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+
+    def grid(self) -> Optional[list]:
+        count = self.grid_count()
+        if count is None:
+            return None
+        _check_grid_size(count)
         return [round(self.low + i * self.step, 12) for i in range(count)]
 
     def to_dict(self) -> dict:
@@ -76,7 +91,11 @@ class IntRange:
     def suggest(self, trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
+    def grid_count(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
     def grid(self) -> list:
+        _check_grid_size(self.grid_count())
         return list(range(self.low, self.high + 1, self.step))
 
     def to_dict(self) -> dict:
@@ -99,6 +118,9 @@ class Choice:
 
     def suggest(self, trial, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.choices))
+
+    def grid_count(self) -> int:
+        return len(self.choices)
 
     def grid(self) -> list:
         return list(self.choices)

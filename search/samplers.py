@@ -128,22 +128,31 @@ def _grid(space, seed, args):
 
 
 def grid_values(space) -> dict[str, list]:
-    """GridSampler's search space: every choice list and int range (float ranges need a step)."""
-    values = {}
-    for param in space.params:
-        grid = param.distribution.grid()
-        if grid is None:
-            raise DlxError("sampler 'grid' needs a finite space, but this is a continuous float range; give it a "
-                           "`step`, make it a `choice`, or use another sampler.", file=space.file,
-                           key=f"params.{param.path}")
-        values[param.path] = grid
-    return values
+    """GridSampler's search space: every choice list and int range (float ranges need a step). Sizes are
+    checked first (`grid_size`), so nothing absurd is ever listed."""
+    grid_size(space)
+    return {param.path: param.distribution.grid() for param in space.params}
 
 
 def grid_size(space) -> int:
+    """The number of grid points, counted without listing them; refused past MAX_GRID_POINTS."""
+    from search.distributions import MAX_GRID_POINTS, MAX_GRID_VALUES
     size = 1
-    for values in grid_values(space).values():
-        size *= len(values)
+    for param in space.params:
+        count = param.distribution.grid_count()
+        if count is None:
+            raise DlxError("sampler 'grid' needs a finite space, but this is a continuous float range; give it a "
+                           "`step`, make it a `choice`, or use another sampler.", file=space.file,
+                           key=f"params.{param.path}")
+        if count > MAX_GRID_VALUES:
+            raise DlxError(f"this grid parameter has {count} values; a grid parameter is limited to "
+                           f"{MAX_GRID_VALUES} values (MAX_GRID_VALUES). Raise `step`, narrow the range, or use "
+                           "another sampler.", file=space.file, key=f"params.{param.path}")
+        size *= count
+        if size > MAX_GRID_POINTS:
+            raise DlxError(f"the grid has more than {MAX_GRID_POINTS} combinations (MAX_GRID_POINTS) once "
+                           f"'{param.path}' is added; raise a `step`, narrow a range, or use another sampler.",
+                           file=space.file, key=f"params.{param.path}")
     return size
 
 

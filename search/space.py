@@ -119,9 +119,13 @@ def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = N
     check_sampler(raw.sampler, raw.sampler_args, file=file)
     check_pruner(raw.pruner, raw.pruner_args, file=file)
     name = raw.name or (file.stem if file else "search")
-    return SearchSpace(file, base, name, raw.metric, raw.direction or DIRECTIONS[raw.metric], raw.sampler.lower(),
-                       raw.sampler_args, raw.pruner.lower(), raw.pruner_args, raw.trials, parse_duration(raw.timeout),
-                       raw.keep, raw.seed, params)
+    space = SearchSpace(file, base, name, raw.metric, raw.direction or DIRECTIONS[raw.metric], raw.sampler.lower(),
+                        raw.sampler_args, raw.pruner.lower(), raw.pruner_args, raw.trials, parse_duration(raw.timeout),
+                        raw.keep, raw.seed, params)
+    if space.sampler == "grid":  # counted now, before anything is listed or trained
+        from search.samplers import grid_size
+        grid_size(space)
+    return space
 
 
 def _load_base(base, file: Optional[Path], space_overrides: dict, cli_overrides: list[str]) -> dict:
@@ -152,7 +156,7 @@ def _load_base(base, file: Optional[Path], space_overrides: dict, cli_overrides:
                            line=_line(file, ["overrides", key])) from None
     data = apply_overrides(data, cli_overrides)
     try:
-        return spec_to_dict(validate_spec(data, base_file, text))
+        return spec_to_dict(validate_spec(data, base_file, text, strict_vars=True))
     except DlxError as exc:
         culprit = _override_of(exc.key, space_overrides)
         if culprit is not None:

@@ -91,8 +91,9 @@ def open_storage(url: str, heartbeat: bool = True):
         raise DlxError(f"the storage URL {shown} is not a database URL Optuna can use ({_first_line(exc)}); "
                        "give e.g. sqlite:///path/study.db or postgresql://user:pass@host/db.", key="--storage") from None
     except ImportError as exc:
-        raise DlxError(f"the storage {shown} needs a database driver that is not installed; for "
-                       "PostgreSQL run `pip install psycopg2-binary` (the dlx[postgres] extra).", key="--storage") from None
+        raise DlxError(f"the storage {shown} needs a database driver that is not installed"
+                       f"{f' (the module {exc.name!r})' if exc.name else ''}; {_driver_advice(url)}",
+                       key="--storage") from None
     except OperationalError as exc:
         raise DlxError(f"can't reach the storage {shown}: {_first_line(exc.orig or exc)}. Check that the server "
                        "runs, the host and port, and the credentials.", key="--storage") from None
@@ -137,6 +138,27 @@ def _with_driver(url: str) -> str:
             and importlib.util.find_spec("psycopg2") is not None:
         return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     return url
+
+
+DRIVER_ADVICE = {  # URL scheme → how to install the driver SQLAlchemy loads for it
+    "postgresql": "for PostgreSQL run `pip install psycopg2-binary` (the dlx[postgres] extra).",
+    "mysql": "for MySQL run `pip install pymysql` and write the URL as mysql+pymysql://…, or install mysqlclient "
+             "for mysql://….",
+    "mariadb": "for MariaDB run `pip install pymysql` and write the URL as mariadb+pymysql://….",
+    "oracle": "for Oracle run `pip install oracledb`.",
+    "mssql": "for SQL Server run `pip install pyodbc`.",
+}
+
+
+def _driver_advice(url: str) -> str:
+    """The install command for the driver this URL's scheme needs (`mysql+pymysql://` → pymysql)."""
+    scheme = url.split("://", 1)[0].lower()
+    dialect, _, driver = scheme.partition("+")
+    if driver:
+        package = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "mysqldb": "mysqlclient"}.get(driver,
+                                                                                                          driver)
+        return f"the URL names the driver '{driver}': run `pip install {package}`."
+    return DRIVER_ADVICE.get(dialect, f"install the Python driver for '{dialect}' databases.")
 
 
 def _first_line(exc) -> str:

@@ -50,14 +50,19 @@ def validation_error(exc: ValidationError, model: type[BaseModel], file, text: s
     return DlxError(_describe(first, model) + more, file=file, key=key, line=line)
 
 
-def validate_spec(data: dict, file: str | Path | None = None, text: str | None = None) -> ExperimentSpec:
+def validate_spec(data: dict, file: str | Path | None = None, text: str | None = None,
+                  strict_vars: bool = False) -> ExperimentSpec:
+    """`strict_vars` refuses vars that no layer references: right for what a person just wrote, wrong for a
+    checkpoint's spec, which must keep loading."""
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, ExperimentSpec, file, text) from None
-    from archs.parse import parse_model  # torch-free: checks layer names, arguments and ${vars}
+    from archs.parse import check_vars_referenced, parse_model  # torch-free: layer names, arguments, ${vars}
     try:
         parse_model(spec.model)
+        if strict_vars:
+            check_vars_referenced(spec.model.vars, spec.model)
     except DlxError as exc:
         raise DlxError(exc.message, file=file, key=exc.key, hint=exc.hint,
                        line=line_of(text, _split_key(exc.key)) if text and exc.key else None) from None
@@ -83,7 +88,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Experimen
     path = Path(path)
     data = expand_shorthands(load_yaml_mapping(path, "spec"))
     text = read_text(path) if not overrides else None
-    return validate_spec(apply_overrides(data, overrides), path, text)
+    return validate_spec(apply_overrides(data, overrides), path, text, strict_vars=True)
 
 
 def spec_to_dict(spec: ExperimentSpec) -> dict:

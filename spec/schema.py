@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn", "image_folder", "npz")
 UnitInterval = Annotated[float, Field(ge=0.0, lt=1.0)]
+MAX_IMAGE_SIDE = 4096  # pixels per side: a 15000×15000 image set fills memory before the first batch
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -31,13 +32,22 @@ class DataSpec(Section):
     download: bool = Field(False, description="let torchvision download missing files (needs a network)")
     path: Optional[str] = Field(None, description="image_folder: the folder of class folders; npz: the .npz file")
     image_size: Optional[Union[PositiveInt, tuple[PositiveInt, PositiveInt]]] = Field(
-        None, description="image_folder: resize to this (h, w)")
+        None, description=f"image_folder: resize to this (h, w), at most {MAX_IMAGE_SIDE} pixels a side")
     grayscale: bool = Field(False, description="image_folder: convert images to one channel")
     val_split: float = Field(0.1, gt=0.0, lt=1.0, description="fraction of the training set held out for validation")
     test_split: float = Field(0.2, gt=0.0, lt=1.0, description="fraction held out as test set when the data has none")
     split_seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the validation/test split; keep it fixed to compare runs")
     normalize: bool = Field(True, description="standardise with mean/std of the training split")
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size_limit(cls, value):
+        sides = (value,) if isinstance(value, int) else (value or ())
+        if any(side > MAX_IMAGE_SIDE for side in sides):
+            raise ValueError(f"image_size is limited to {MAX_IMAGE_SIDE} pixels a side (MAX_IMAGE_SIDE), but got "
+                             f"{value if isinstance(value, int) else list(value)}; choose a smaller size")
+        return value
 
     @field_validator("dataset")
     @classmethod

@@ -1,6 +1,8 @@
 """Safe YAML reading with size and alias limits, and key-path → line lookup for error messages."""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -77,18 +79,28 @@ def _check_expanded_size(data: Any) -> None:
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
+    """Read at most MAX_YAML_BYTES + 1 bytes of a regular file: `st_size` says nothing about /dev/zero, a FIFO
+    or /proc files, so the bound is on the read itself, and anything but a regular file is refused first."""
     path = Path(path)
     try:
         if not path.exists():
             raise DlxError(f"{what} not found (looked for {path.resolve()}).", file=path)
         if path.is_dir():
             raise DlxError(f"expected a YAML {what}, but this is a folder.", file=path)
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise DlxError(f"file is {size} bytes; YAML specs are limited to {MAX_YAML_BYTES} bytes.", file=path)
-        raw = path.read_bytes()
+        if not path.is_file():
+            raise DlxError(f"expected a YAML {what}, but this is not a regular file (a device, a pipe or a "
+                           "socket); save the spec to a file.", file=path)
+        # O_NONBLOCK: a FIFO swapped in after the check above must not block the open for ever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise DlxError(f"expected a YAML {what}, but this is not a regular file.", file=path)
+            raw = handle.read(MAX_YAML_BYTES + 1)
     except OSError as exc:  # a name too long, a file we may not read, a FIFO that vanished, ...
         raise DlxError(f"can't read the {what} ({exc.strerror or exc}).", file=path) from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise DlxError(f"file is over {MAX_YAML_BYTES} bytes; YAML specs are limited to {MAX_YAML_BYTES} bytes.",
+                       file=path)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

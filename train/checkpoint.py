@@ -3,6 +3,7 @@ reads it; written atomically (temporary file, fsync, rename) so a kill never lea
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -74,8 +75,25 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def _finite_or_none(value):
+    """NaN and ±inf have no JSON spelling (Python writes `NaN`, which strict readers refuse): a metric that
+    could not be computed is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def strict_json(data, **kwargs) -> str:
+    """json.dumps that never writes NaN/Infinity tokens: non-finite numbers become null."""
+    return json.dumps(_finite_or_none(data), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    atomic_write_text(path, strict_json(data, indent=2) + "\n")
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -112,4 +130,16 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                        file=path) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DlxError(f"not a dlx checkpoint (expected format '{FORMAT}').", file=path)
+    _check_finite_weights(state.get("model"), path)
     return state
+
+
+def _check_finite_weights(weights, path: Path) -> None:
+    """Training stops at the first non-finite loss, so NaN or inf weights mean a damaged or tampered file; a model
+    built from them would print `nan` probabilities as if they were predictions."""
+    if not isinstance(weights, dict):
+        return
+    for name, tensor in weights.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DlxError(f"the weights '{name}' hold NaN or infinite values; this checkpoint is damaged. Restore it "
+                           "or train the model again.", file=path)

@@ -44,7 +44,13 @@ class InputContract:
     scale: float  # raw value × scale = what the model's normalisation takes
 
     @classmethod
-    def from_record(cls, record: dict) -> "InputContract":
+    def from_record(cls, record: dict, file=None) -> "InputContract":
+        from spec.schema import MAX_IMAGE_SIDE
+        shape = tuple(record["input_shape"])
+        if len(shape) == 3 and max(shape[1:]) > MAX_IMAGE_SIDE:  # or --resize would upscale to it, gigabytes
+            raise DlxError(f"the checkpoint records inputs of {shape[1]}×{shape[2]} pixels, over the limit of "
+                           f"{MAX_IMAGE_SIDE} a side (MAX_IMAGE_SIDE) that dlx train enforces; the checkpoint is "
+                           "damaged or was not written by dlx.", file=file, key="data.input_shape")
         seen = record.get("input") or {}
         low, high = seen.get("min"), seen.get("max")
         known = low is not None and high is not None and np.isfinite([low, high]).all()

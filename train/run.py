@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -15,7 +16,9 @@ from spec.load import spec_to_dict, validate_spec
 from spec.schema import ExperimentSpec
 from spec.yamlio import dump_yaml
 from train.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
-from train.rundir import ensure_writable, new_run_dir, read_json, write_metrics, write_summary
+from train.memory import check_activation_memory
+from train.outdir import claim
+from train.rundir import new_run_dir, read_json, write_metrics, write_summary
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -74,7 +77,16 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
 
     `epochs` trains a resumed run further, to that many epochs in total (see `_continue_to`).
 
-    `test=False` skips the test-set evaluation (a search scores only its best trial on test data)."""
+    `test=False` skips the test-set evaluation (a search scores only its best trial on test data).
+
+    The run folder is locked until training ends (train.outdir): a second writer is refused at once."""
+    with ExitStack() as lock:
+        return _train(spec, out, resume, quiet, on_epoch, progress, test, epochs, lock)
+
+
+def _train(spec: ExperimentSpec, out, resume, quiet: bool, on_epoch, progress, test: bool, epochs: Optional[int],
+           lock: ExitStack) -> RunResult:
+    """The body of `train`; `lock` holds the run folder's lock (see `_claimed`)."""
     from archs.builder import count_params
     from train.data import check_split_compatible, load_splits
     from train.data.tensors import TensorData, make_augment
@@ -91,18 +103,19 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     if resume is not None:
         run_dir = Path(resume)
         last = run_dir / "checkpoints" / "last.pt"
-        checkpoint = load_checkpoint(last) if last.exists() else _no_checkpoint(run_dir)
+        if not last.exists():
+            _no_checkpoint(run_dir)
+        held = lock.enter_context(claim(run_dir, "run"))  # before last.pt is read: a second --resume is refused
+        checkpoint = load_checkpoint(last)
         missing = [key for key in RESUME_KEYS if key not in checkpoint]
         if missing:
             raise DlxError(f"this checkpoint lacks {', '.join(missing)}, so it can't continue a run.", file=last)
         spec = _continue_to(validate_spec(checkpoint["spec"], file=last), checkpoint, run_dir, epochs)
-        ensure_writable(run_dir)
+        held.mark()  # a run from before markers existed says what it is from now on
     elif out is not None:
-        run_dir = ensure_writable(out)
-        if (run_dir / "checkpoints" / "last.pt").exists():
-            raise DlxError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it, or another --out.")
+        run_dir = _claimed(lock, out)
     else:
-        run_dir = new_run_dir(spec.output.dir, spec.name)
+        run_dir = _claimed(lock, new_run_dir(spec.output.dir, spec.name))
 
     tensorboard = None
     if spec.train.log.tensorboard:  # event files in run_dir/tensorboard/, one point per epoch
@@ -117,7 +130,9 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
             raise DlxError(f"the dataset or its split changed since this run started ({reason}); can't resume.",
                            file=split_path)
     torch.manual_seed(spec.seed)
-    model = plan.place(build_for(spec, splits))
+    model = build_for(spec, splits)
+    check_activation_memory(model, spec.train.batch_size, plan.device, len(splits.y["train"]))
+    model = plan.place(model)
     runner = torch.compile(model) if spec.train.compile else model
     data_train = TensorData(splits, "train", plan.device)
     data_val = TensorData(splits, "val", plan.device)
@@ -139,6 +154,8 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     trainable = count_params(model)[0]
     wall_start = time.perf_counter()
     wall_before = (read_json(run_dir / "summary.json", {}) or {}).get("wall_seconds") or 0.0 if checkpoint else 0.0
+    if not isinstance(wall_before, (int, float)) or not 0 <= wall_before < float("inf"):
+        wall_before = 0.0  # a damaged or tampered summary: count this session's time only
 
     def elapsed():
         return wall_before + time.perf_counter() - wall_start
@@ -192,6 +209,18 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
                         "stopped_early": state.epoch < spec.train.epochs})
     write_summary(run_dir, summary)
     return RunResult(run_dir, summary)
+
+
+def _claimed(lock: ExitStack, folder: str | Path) -> Path:
+    """Lock `folder` for a new run until `lock` closes, and mark it as a run before anything else is written.
+    Anything else there (an ensemble, the user's files) is refused and left unchanged, and so is a run that
+    recorded an epoch (even without last.pt); a run killed before its first epoch was saved is started again."""
+    held = lock.enter_context(claim(folder, "run"))
+    if (held.path / "checkpoints" / "last.pt").exists() or (held.path / "metrics.jsonl").exists():
+        raise DlxError(f"{held.path} already holds a run; use --resume {held.path} to continue it, or another "
+                       "--out.")
+    held.mark()
+    return held.path
 
 
 def _restore(checkpoint: dict, run_dir: Path, model, optimizer, scheduler, generator, extended: bool = False):

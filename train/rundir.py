@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from spec.errors import DlxError
-from train.checkpoint import atomic_write_json, atomic_write_text
+from train.checkpoint import atomic_write_json, atomic_write_text, strict_json
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
                   "images_per_second", "bn_seconds"]
@@ -49,7 +49,7 @@ def ensure_writable(folder: str | Path) -> Path:
 
 def write_metrics(run_dir: Path, history: list[dict]) -> None:
     """Rewrite metrics.jsonl and metrics.csv from the full history (atomic, so never half-written)."""
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(strict_json(row) + "\n" for row in history))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

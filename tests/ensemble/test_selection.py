@@ -3,7 +3,6 @@ temperature, and how members are labelled."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from ensemble.labels import differences, identifiers
 from ensemble.methods import Combination
@@ -69,8 +68,8 @@ def test_identifiers_are_relative_to_the_common_parent(tmp_path):
 
 
 def test_differences_show_only_what_varies():
-    base = {"name": "a", "seed": 0, "model": {"vars": {"width": 16, "depth": 1},
-                                              "layers": ["Flatten", {"Dense": {"units": 64}}, {"Dense": {"units": "classes"}}]},
+    layers = ["Flatten", {"Dense": {"units": 64}}, {"Dense": {"units": "classes"}}]
+    base = {"name": "a", "seed": 0, "model": {"vars": {"width": 16, "depth": 1}, "layers": layers},
             "train": {"optimizer": {"lr": 0.003}, "epochs": 5}}
     other = {**base, "name": "b", "model": {**base["model"], "vars": {"width": 32, "depth": 1}},
              "train": {"optimizer": {"lr": 0.0123456}, "epochs": 5}}

@@ -18,7 +18,8 @@ from tests.reliability.forked import Dlx, run
 
 KILLS = 10
 SCENARIO = 5
-COMMON = ["data.val_split=0.25", "device.type=cpu", "device.threads=1", "train.epochs=2", "output.save_last=false"]
+COMMON = ["data.val_split=0.25", "device.type=cpu", "device.threads=1", "train.epochs=2", "output.save_last=false",
+          "model.vars={}"]  # the layers below reference no vars
 LAYERS = ["model.layers=[Flatten, {Dense: {units: 8, activation: relu}}, {Dense: {units: classes}}]",
           "model.layers=[Flatten, {Dense: {units: 12, activation: tanh}}, {Dense: {units: classes}}]",
           "model.layers=[Flatten, {Dense: {units: classes}}]"]

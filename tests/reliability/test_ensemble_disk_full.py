@@ -68,7 +68,8 @@ HOOK = textwrap.dedent("""\
     tempfile.mkstemp, os.fdopen = mkstemp, fdopen
 """)
 
-COMMON = ["data.val_split=0.25", "device.type=cpu", "device.threads=1", "train.epochs=1", "output.save_last=false"]
+COMMON = ["data.val_split=0.25", "device.type=cpu", "device.threads=1", "train.epochs=1", "output.save_last=false",
+          "model.vars={}"]  # the layers below reference no vars
 LAYERS = ["model.layers=[Flatten, {Dense: {units: 8, activation: relu}}, {Dense: {units: classes}}]",
           "model.layers=[Flatten, {Dense: {units: classes}}]"]
 ARTEFACTS = ("combiner.npz", "ensemble.yaml", "ensemble.json")

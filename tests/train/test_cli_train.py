@@ -28,7 +28,8 @@ def dlx(*args):
 
 
 def assert_user_error(result, *fragments) -> str:
-    text = " ".join(result.output.split())
+    lines = [line for line in result.output.splitlines() if not line.startswith("run folder: ")]  # said at start
+    text = " ".join(" ".join(lines).split())
     assert result.exit_code == 2, f"exit {result.exit_code} ({result.exception!r}):\n{result.output}"
     assert "Traceback" not in text and text.startswith("error:") and text.count("error:") == 1, text
     for fragment in fragments:

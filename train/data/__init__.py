@@ -104,6 +104,7 @@ def _load_splits(data) -> Splits:
         record["val_fingerprint"] = fingerprint(x_val[: min(len(x_val), 512)], y_val)
     record["fingerprint"] = fingerprint(raw.x_train[: min(len(raw.x_train), 512)], raw.y_train)
     record["sizes"] = {"train": len(y_train), "val": len(y_val), "test": len(y_test)}
+    _check_held_out(data, {"validation": y_val, "test": y_test}, record, raw)
     x = {"train": x_train, "val": x_val, "test": x_test}
     y = {"train": y_train, "val": y_val, "test": y_test}
     if data.normalize:
@@ -112,6 +113,27 @@ def _load_splits(data) -> Splits:
         channels = x["train"].shape[1]
         mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
     return Splits(x, y, raw.class_names, raw.scale, mean, std, record)
+
+
+def _check_held_out(data, held: dict, record: dict, raw) -> None:
+    """An empty or one-class validation or test split can't pick a best epoch or score a model: training on
+    it would report "finished" with a NaN metric and no best checkpoint, so it is refused before training."""
+    sizes = record["sizes"]
+    counts = f"train {sizes['train']}, validation {sizes['val']}, test {sizes['test']} samples"
+    if len(np.unique(np.concatenate([y for y in held.values()] + [raw.y_train]))) < 2:
+        return  # one class in all the data: nothing to compare a split with
+    for name, labels in held.items():
+        from_file = raw.x_val is not None if name == "validation" else raw.x_test is not None
+        key = "data.path" if from_file else ("data.val_split" if name == "validation" else "data.test_split")
+        fix = (f"add samples to the {name} data" if from_file else
+               f"adjust data.test_split (now {data.test_split}) or data.val_split (now {data.val_split}) so that "
+               "every split keeps samples of each class")
+        if len(labels) == 0:
+            raise DlxError(f"the {name} split is empty ({counts}); {fix}.", key=key)
+        present = np.unique(labels)
+        if len(present) < 2:
+            raise DlxError(f"the {name} split holds only class {raw.class_names[int(present[0])]!r} ({counts}); "
+                           f"accuracy on one class says nothing; {fix}.", key=key)
 
 
 def check_split_compatible(saved: dict, current: dict) -> Optional[str]:

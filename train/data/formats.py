@@ -87,8 +87,11 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
+    if not path.exists():
         raise DlxError("npz file not found.", file=path, key="data.path")
+    if not path.is_file():  # a folder, a device such as /dev/zero, a pipe: np.load would read it without end
+        raise DlxError("expected an .npz file, but this is not a regular file (a folder, a device or a pipe).",
+                       file=path, key="data.path")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}

@@ -189,7 +189,8 @@ def load_image_folder(data) -> RawData:
     A val/ folder is the validation split (nothing is carved from train); a test/ folder is the test split."""
     root = Path(data.path)
     if not root.is_dir():
-        raise DlxError(f"image folder not found: {root.resolve()}.", key="data.path")
+        found = "it is not a folder" if root.exists() else "it does not exist"
+        raise DlxError(f"image folder not found: {root.resolve()} ({found}).", key="data.path")
     split_dirs = {name: root / name for name in SPLIT_FOLDERS if (root / name).is_dir()}
     if split_dirs and "train" not in split_dirs:
         raise DlxError(f"{root.resolve()} has {'/'.join(split_dirs)}/ but no train/ folder; put the training "

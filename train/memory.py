@@ -1,0 +1,48 @@
+"""Activation memory, estimated from the inferred layer shapes before a batch is allocated.
+
+The parameter cap (`archs.builder.MAX_PARAMS`) says nothing about activations: a Conv2D(65536) on 8×8 digits has
+few weights but needs gigabytes per batch. Each layer's output is kept for the backward pass, which needs about as
+much again for gradients and scratch space, so a batch costs about
+sum(layer output sizes) × batch size × 4 bytes × BACKWARD_FACTOR."""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from spec.errors import DlxError
+
+BACKWARD_FACTOR = 3  # forward activations + their gradients + temporaries
+MEMORY_FRACTION = 0.5  # of physical RAM (CPU) or of the GPU's memory
+
+
+def activation_bytes(model, batch_size: int) -> int:
+    """Float32 bytes the layer outputs of one training batch need, forward and backward (block headings are
+    not layers: their layers have rows of their own)."""
+    values = math.prod(model.input_shape) + sum(math.prod(row.output_shape) for row in model.rows
+                                                if row.role != "block")
+    return values * batch_size * 4 * BACKWARD_FACTOR
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory the batch lives in: the GPU's for CUDA, physical RAM otherwise (None if unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_activation_memory(model, batch_size: int, device: torch.device, samples: int) -> None:
+    """Refuse a batch whose activations would take more than MEMORY_FRACTION of the device's memory, before
+    allocating it: otherwise the run dies with an out-of-memory traceback, or the kernel kills it."""
+    batch = max(1, min(batch_size, samples))  # a batch is never larger than the training set
+    needed, memory = activation_bytes(model, batch), device_memory(device)
+    if memory is None or needed <= MEMORY_FRACTION * memory:
+        return
+    raise DlxError(f"a training batch of {batch} samples would need about {needed / 2**30:.1f} GiB for activations "
+                   f"(layer outputs × batch × 4 bytes × {BACKWARD_FACTOR} for the backward pass), more than "
+                   f"{MEMORY_FRACTION:.0%} of the {memory / 2**30:.1f} GiB of {device.type.upper()} memory; lower "
+                   "train.batch_size, or use fewer filters or more pooling.", key="train.batch_size")

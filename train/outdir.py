@@ -1,0 +1,175 @@
+"""Output folders: the marker that says what a folder is, and the lock of the one process writing it.
+
+Every folder dlx writes (a run, search, ensemble or report) carries `.dlx-folder.json` ({"kind": ...}), written
+before anything else in it. A command's `--out` may be a new or empty folder, or a dlx folder of the same kind
+where that kind may be written again; anything else is refused before a byte in it changes. Folders written
+before markers existed are recognised by the files they always hold (see LEGACY).
+
+A writer holds an exclusive `fcntl.flock` on `.dlx-lock` inside the folder, so a second writer is refused at once,
+naming the first (its pid and host are in the lock file). The kernel drops the lock when the process dies, so a
+killed run never leaves a folder locked. Readers never take it.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+
+from spec.errors import DlxError
+from train.checkpoint import atomic_write_text
+from train.rundir import ensure_writable
+
+MARKER = ".dlx-folder.json"
+LOCK = ".dlx-lock"
+KINDS = ("run", "search", "ensemble", "report")
+ARTICLE = {"run": "a run", "search": "a search", "ensemble": "an ensemble", "report": "a report"}
+# what a folder of each kind always held before markers existed (read-compat: such folders are dlx's own)
+LEGACY = {"run": ("config.yaml", "summary.json", "checkpoints"), "search": ("search.yaml", "study.json"),
+          "ensemble": ("ensemble.yaml", "ensemble.json"), "report": ("report.html", "report.json")}
+SHOWN = 8  # foreign files named in a refusal
+
+
+def marker_text(kind: str) -> str:
+    return json.dumps({"dlx": "output folder", "kind": kind}) + "\n"
+
+
+def _is_own(name: str) -> bool:
+    """The marker, the lock, and dlx's passing files: atomic-write temporaries and ensure_writable's probe."""
+    return name in (MARKER, LOCK) or (name.startswith(".") and name.endswith(".tmp")) \
+        or name.startswith(".dlx-write-test-")
+
+
+def inspect(folder: str | Path) -> tuple[Optional[str], list[str]]:
+    """(kind, foreign): the kind `folder` holds (None for a new or empty folder), or the names of files dlx did
+    not write there (kind None). Reads only; never raises for a folder that isn't there."""
+    folder = Path(folder)
+    try:
+        names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        return None, []  # unreadable: ensure_writable says why
+    try:
+        kind = json.loads((folder / MARKER).read_text()).get("kind") if MARKER in names else None
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind in KINDS:
+        return kind, []
+    for legacy, needed in LEGACY.items():
+        if all(name in names for name in needed):
+            return legacy, []
+    return None, [name for name in names if not _is_own(name)]
+
+
+def check(folder: str | Path, kind: str) -> Optional[str]:
+    """Refuse `folder` as the output of a `kind` command unless it is new, empty or a `kind` folder (whether that
+    may be written again is the command's to say); returns the kind found (None: new or empty). Reads only."""
+    folder = Path(folder)
+    found, foreign = inspect(folder)
+    if foreign:
+        listed = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
+        raise DlxError(f"this folder holds files that dlx did not write: {listed}. It was left unchanged; give "
+                       f"--out a new or empty folder.", file=folder)
+    if found is not None and found != kind:
+        raise DlxError(f"this is {ARTICLE[found]} folder, not {ARTICLE[kind]}; it was left unchanged. Give --out a "
+                       f"new or empty folder.", file=folder)
+    return found
+
+
+class OutputFolder:
+    """An output folder of one kind, locked by this process: an exclusive flock on `folder/.dlx-lock`.
+
+    `mark()` writes the marker; `release()` (or leaving the `with`) removes the lock file, then unlocks. The file
+    is unlinked while still locked, so a process that opened it just before locks a file no one else sees:
+    `_same_file` catches that and it tries again on the new file."""
+
+    def __init__(self, path: Path, kind: str, fd: int):
+        self.path, self.kind, self.fd = path, kind, fd
+
+    @classmethod
+    def acquire(cls, folder: str | Path, kind: str) -> "OutputFolder":
+        folder = Path(folder)
+        lock = folder / LOCK
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise DlxError(f"this folder is being written by another dlx process ({holder}); wait for it to "
+                               "finish, or use another folder. Nothing was changed.", file=folder) from None
+            except OSError as exc:  # a file system without locks (ENOLCK)
+                os.close(fd)
+                raise DlxError(f"this folder can't be locked ({exc.strerror}); choose a folder on a local disk.",
+                               file=folder) from None
+            if _same_file(fd, lock):
+                break
+            os.close(fd)  # its holder released it meanwhile: lock the new file instead
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode())
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only its description is missing
+        return cls(folder, kind, fd)
+
+    def mark(self) -> None:
+        write_marker(self.path, self.kind)
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            (self.path / LOCK).unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(self.fd)  # closing the last descriptor drops the flock
+        self.fd = None
+
+    def __enter__(self) -> "OutputFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "pid and host not yet recorded"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def claim(folder: str | Path, kind: str) -> OutputFolder:
+    """Lock `folder` as the output of a `kind` command (made if missing). Refused, untouched, if it holds anything
+    but a `kind` folder (see `check`), or while another process writes it."""
+    folder = Path(folder)
+    check(folder, kind)  # before anything is written there, even the lock file
+    ensure_writable(folder)
+    held = OutputFolder.acquire(folder, kind)
+    try:
+        check(folder, kind)  # again, locked: a writer may have finished meanwhile
+    except BaseException:
+        held.release()
+        raise
+    return held
+
+
+def write_marker(folder: str | Path, kind: str) -> None:
+    """Say what `folder` is (atomically; skipped when it already says so)."""
+    path = Path(folder) / MARKER
+    try:
+        if path.read_text() == marker_text(kind):
+            return
+    except OSError:
+        pass
+    atomic_write_text(path, marker_text(kind))
