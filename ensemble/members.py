@@ -60,7 +60,7 @@ def load_member(run_dir: Path) -> Member:
     """A Member, or DlxError saying why this folder can't be one. Checkpoints load with weights_only=True."""
     from spec.load import validate_spec
     from train.checkpoint import load_checkpoint
-    from train.rundir import read_json
+    from train.rundir import read_json, read_split
     if not run_dir.is_dir():
         raise DlxError("not a folder.", file=run_dir)
     path = run_dir / CHECKPOINT
@@ -72,8 +72,8 @@ def load_member(run_dir: Path) -> Member:
         raise DlxError("the checkpoint has no preprocessing record ('data'); it was not written by dlx train.",
                        file=path)
     spec = validate_spec(checkpoint.get("spec") or {}, file=path)
-    split = read_json(run_dir / "split.json", None)
-    if not isinstance(split, dict):
+    split = read_split(run_dir)  # a damaged one is a DlxError naming the field
+    if split is None:
         raise DlxError("split.json is missing or corrupt, so its validation split can't be checked.", file=run_dir)
     return Member(run_dir, spec, file_sha256(path), record, split)
 

@@ -3,29 +3,23 @@ images the model gets most wrong."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
 from report.figures import Report, Table, fmt, optional_float, pyplot, save
-from train.rundir import read_json
+from train.rundir import read_metrics, read_summary
 
 WORST = 16          # images in the worst-classified grid
 MAX_CLASS_LABELS = 20  # above this, the confusion matrix has no per-cell numbers
 
 
 def read_history(folder: Path) -> list[dict]:
-    """metrics.jsonl rows (metrics.csv if the JSON lines are missing); damaged lines are skipped."""
+    """metrics.jsonl rows (metrics.csv if the JSON lines are missing); a damaged file is a DlxError naming the
+    line and field."""
     rows = []
     if (folder / "metrics.jsonl").is_file():
-        for line in (folder / "metrics.jsonl").read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and "epoch" in row:
-                rows.append(row)
+        rows = read_metrics(folder)
     elif (folder / "metrics.csv").is_file():
         with (folder / "metrics.csv").open() as handle:
             for row in csv.DictReader(handle):
@@ -34,7 +28,7 @@ def read_history(folder: Path) -> list[dict]:
 
 
 def run_report(folder: Path, out: Path) -> Report:
-    summary = read_json(folder / "summary.json", {}) or {}
+    summary = read_summary(folder)
     report = Report("run", f"Run {summary.get('name') or folder.name}", folder)
     keys = ("status", "dataset", "best_epoch", "epochs", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
             "trainable_params", "wall_seconds", "images_per_second", "device")

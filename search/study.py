@@ -73,7 +73,7 @@ def retrying(call: Callable, attempts: int = 8, what: str = "the study storage")
 def open_storage(url: str, heartbeat: bool = True):
     """An Optuna RDBStorage for `url`; an unreachable or malformed URL is a DlxError that names it."""
     import optuna
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
     shown = redact(url)
     url = _with_driver(url)
     sqlite = url.startswith("sqlite")
@@ -97,11 +97,25 @@ def open_storage(url: str, heartbeat: bool = True):
     except OperationalError as exc:
         raise DlxError(f"can't reach the storage {shown}: {_first_line(exc.orig or exc)}. Check that the server "
                        "runs, the host and port, and the credentials.", key="--storage") from None
+    except DatabaseError as exc:
+        raise _not_a_database(url, shown, exc) from None
     if sqlite:  # WAL lets readers (the live table, other workers) proceed while one writes
-        with storage.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        try:
+            with storage.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        except DatabaseError as exc:
+            raise _not_a_database(url, shown, exc) from None
         _serialise_sqlite(storage.engine)
     return storage
+
+
+def _not_a_database(url: str, shown: str, exc) -> DlxError:
+    """A storage that opens but is not an Optuna database (a damaged or overwritten study.db): named, not a
+    traceback. Deleting it loses the trials' records, so the message says to restore it first."""
+    file = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else None
+    return DlxError(f"the study storage is damaged or is not a database ({_first_line(exc.orig or exc)}); "
+                    "restore it from a copy, or start a new search in another folder.", file=file,
+                    key=None if file else "--storage")
 
 
 def _serialise_sqlite(engine) -> None:

@@ -130,8 +130,64 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                        file=path) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DlxError(f"not a dlx checkpoint (expected format '{FORMAT}').", file=path)
+    check_entries(state, path)
     _check_finite_weights(state.get("model"), path)
     return state
+
+
+REQUIRED = {"model": dict, "spec": dict, "data": dict}  # every checkpoint dlx train writes has these
+
+
+def check_entries(state: dict, path: Path) -> None:
+    """The entries a checkpoint is used through (weights, spec, preprocessing record) are present and well
+    typed: a damaged or hand-made checkpoint is refused here, naming the entry, not deep inside a model build."""
+    for key, kind in REQUIRED.items():
+        if not isinstance(state.get(key), kind):
+            found = "missing" if key not in state else f"a {type(state[key]).__name__}, not a mapping"
+            raise DlxError(f"the checkpoint's '{key}' entry is {found}; it is damaged or was not written by dlx "
+                           "train.", file=path, key=key)
+    problem = data_record_problem(state["data"])
+    if problem:
+        key, why = problem
+        raise DlxError(f"{why}; the checkpoint is damaged or was not written by dlx train.", file=path,
+                       key=f"data.{key}")
+
+
+def _numbers(value, positive: bool = False) -> bool:
+    """A non-empty list of finite numbers (> 0 when `positive`), as mean and std are stored."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
+        for v in value)
+
+
+def data_record_problem(record: dict) -> tuple[str, str] | None:
+    """(key, why) for the first bad entry of a checkpoint's preprocessing record (train.run.data_record), or None."""
+    shape = record.get("input_shape")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        return "input_shape", f"must be a list of 1 to 3 positive integers, but is {shape!r}"[:200]
+    for key in ("mean", "std"):
+        if not _numbers(record.get(key), positive=key == "std"):
+            rule = "positive" if key == "std" else "finite"
+            return key, f"must be a non-empty list of {rule} numbers, but is {record.get(key)!r}"[:200]
+        if len(record[key]) not in (1, shape[0]):
+            return key, f"must hold 1 or {shape[0]} values (one per channel), but holds {len(record[key])}"
+    scale = record.get("scale")
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < float("inf")):
+        return "scale", f"must be a positive number, but is {scale!r}"[:200]
+    names = record.get("class_names")
+    if not (isinstance(names, list) and names and all(isinstance(n, (str, int)) for n in names)):
+        return "class_names", f"must be a non-empty list of names, but is {names!r}"[:200]
+    seen = record.get("input", {})
+    if not isinstance(seen, (dict, type(None))):
+        return "input", f"must be a mapping, but is {seen!r}"[:200]
+    for key in ("min", "max"):
+        value = (seen or {}).get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            return f"input.{key}", f"must be a number, but is {value!r}"[:200]
+    if (seen or {}).get("dtype") is not None and not isinstance(seen["dtype"], str):
+        return "input.dtype", f"must be a string, but is {seen['dtype']!r}"[:200]
+    return None
 
 
 def _check_finite_weights(weights, path: Path) -> None:

@@ -31,7 +31,11 @@ def load_run_model(run_dir: str | Path, device="cpu"):
 
 def _ensemble_class_names(folder: Path) -> list[str]:
     from spec.yamlio import load_yaml_mapping
-    return [str(name) for name in load_yaml_mapping(folder / "ensemble.yaml", "ensemble").get("class_names") or []]
+    names = load_yaml_mapping(folder / "ensemble.yaml", "ensemble").get("class_names") or []
+    if not isinstance(names, list):
+        raise DlxError(f"must be a list of class names, but got {names!r}"[:200] + "; rebuild the ensemble.",
+                       file=folder / "ensemble.yaml", key="class_names")
+    return [str(name) for name in names]
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:

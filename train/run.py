@@ -18,7 +18,7 @@ from spec.yamlio import dump_yaml
 from train.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from train.memory import check_activation_memory
 from train.outdir import claim
-from train.rundir import new_run_dir, read_json, write_metrics, write_summary
+from train.rundir import new_run_dir, read_split, read_summary, write_metrics, write_summary
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -125,7 +125,7 @@ def _train(spec: ExperimentSpec, out, resume, quiet: bool, on_epoch, progress, t
     splits = load_splits(spec.data)
     split_path = run_dir / "split.json"
     if checkpoint is not None and split_path.exists():
-        reason = check_split_compatible(read_json(split_path, {}), splits.split_record)
+        reason = check_split_compatible(read_split(run_dir) or {}, splits.split_record)
         if reason:
             raise DlxError(f"the dataset or its split changed since this run started ({reason}); can't resume.",
                            file=split_path)
@@ -153,9 +153,7 @@ def _train(spec: ExperimentSpec, out, resume, quiet: bool, on_epoch, progress, t
     record = data_record(splits)
     trainable = count_params(model)[0]
     wall_start = time.perf_counter()
-    wall_before = (read_json(run_dir / "summary.json", {}) or {}).get("wall_seconds") or 0.0 if checkpoint else 0.0
-    if not isinstance(wall_before, (int, float)) or not 0 <= wall_before < float("inf"):
-        wall_before = 0.0  # a damaged or tampered summary: count this session's time only
+    wall_before = read_summary(run_dir).get("wall_seconds") or 0.0 if checkpoint else 0.0
 
     def elapsed():
         return wall_before + time.perf_counter() - wall_start
@@ -254,8 +252,8 @@ def _continue_to(spec: ExperimentSpec, checkpoint: dict, run_dir: Path, epochs: 
     A finished run is refused without `epochs`: resuming it would only rewrite its summary."""
     done = int((checkpoint.get("train_state") or {}).get("epoch", 0))
     if epochs is None:
-        summary = read_json(run_dir / "summary.json", {}) or {}
-        if isinstance(summary, dict) and summary.get("status") == "finished":
+        summary = read_summary(run_dir)  # a damaged one is refused, naming the field
+        if summary.get("status") == "finished":
             how = "stopped early after" if summary.get("stopped_early") else "trained for"
             raise RunAlreadyFinished(f"{run_dir} has already finished ({how} {done} epochs), so there is nothing to "
                                      f"resume; it was left unchanged. To train it further, give the new total "

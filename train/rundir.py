@@ -66,3 +66,95 @@ def read_json(path: Path, default=None):
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return default
+
+
+# What dlx reads back from a run folder, each field with the types it may hold (None: may be null or absent).
+NUMBER = (int, float)
+SUMMARY_FIELDS = {"name": str, "dataset": str, "status": str, "device": str, "best_epoch": int, "epochs": int,
+                  "trainable_params": int, "val_accuracy": NUMBER, "val_loss": NUMBER, "test_accuracy": NUMBER,
+                  "test_loss": NUMBER, "wall_seconds": NUMBER, "images_per_second": NUMBER, "stopped_early": bool,
+                  "warnings": list}
+METRIC_FIELDS = {"epoch": int, **{key: NUMBER for key in METRIC_COLUMNS if key != "epoch"}}
+
+
+def _field_problem(value, kind) -> str | None:
+    """Why `value` is not of `kind` (a bool is no number; numbers must be finite and not negative), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) and kind is not bool:
+        return f"should be {_KIND_NAMES[kind]}, but is {value!r}"
+    if not isinstance(value, kind):
+        return f"should be {_KIND_NAMES[kind]}, but is {type(value).__name__} {value!r}"[:200]
+    if kind in (int, NUMBER) and not 0 <= value < float("inf"):
+        return f"should be a finite number >= 0, but is {value!r}"
+    return None
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", NUMBER: "a number", bool: "true or false", list: "a list"}
+
+
+def check_record(record, fields: dict, file: Path, hint: str = "", line: int | None = None) -> dict:
+    """`record` if it is a JSON object whose `fields` have their types; else a DlxError naming the file and field."""
+    if not isinstance(record, dict):
+        raise DlxError(f"expected a JSON object, but found {type(record).__name__} {json.dumps(record)[:60]}; the "
+                       f"file is damaged.{hint}", file=file, line=line)
+    for key, kind in fields.items():
+        problem = _field_problem(record.get(key), kind)
+        if problem:
+            raise DlxError(f"{problem}; the file is damaged.{hint}", file=file, key=key, line=line)
+    return record
+
+
+def read_record(path: Path, fields: dict, hint: str = "") -> dict | None:
+    """A run-folder JSON file checked against `fields`; None when it does not exist."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DlxError(f"can't read this file ({exc}).{hint}", file=path) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DlxError(f"not valid JSON ({exc}); the file is damaged.{hint}", file=path) from None
+    return check_record(data, fields, path, hint=hint)
+
+
+SUMMARY_HINT = " Restore it, or delete it: dlx train --resume writes a new one."
+
+
+def read_summary(run_dir: Path) -> dict:
+    """summary.json with its fields of the expected types ({} when there is none)."""
+    return read_record(Path(run_dir) / "summary.json", SUMMARY_FIELDS, SUMMARY_HINT) or {}
+
+
+def read_split(run_dir: Path) -> dict | None:
+    """split.json (the saved validation/test indices) as a mapping, or None when there is none."""
+    return read_record(Path(run_dir) / "split.json", {"dataset": str}, " Restore it from a copy of the run.")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.jsonl, one checked row per epoch ([] when there is none)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DlxError(f"can't read this file ({exc}).", file=path) from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise DlxError(f"line {number} is not valid JSON ({exc}); the file is damaged.", file=path,
+                           line=number) from None
+        check_record(row, METRIC_FIELDS, path, line=number)
+        if not row.get("epoch"):
+            raise DlxError("each row needs its epoch number (1, 2, ...); the file is damaged.", file=path,
+                           key="epoch", line=number)
+        rows.append(row)
+    return rows

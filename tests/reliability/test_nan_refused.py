@@ -89,15 +89,17 @@ def _strict(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def test_a_tampered_infinite_value_is_not_written_back_as_infinity(built, tmp_path):
+def test_a_tampered_infinite_value_is_refused_not_written_back(built, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(built / "run0", run)
+    for line in (run / "metrics.jsonl").read_text().splitlines():  # dlx itself writes strict JSON
+        _strict(line)
+    _strict((run / "summary.json").read_text())
     summary_path = run / "summary.json"
     summary = json.loads(summary_path.read_text())
     summary["wall_seconds"] = float("-inf")
     summary_path.write_text(json.dumps(summary))  # Python writes -Infinity, as the tampered file had
-    run_dlx("train", "--resume", run, "--epochs", "2", "--quiet", check=0)
-    summary = _strict(summary_path.read_text())
-    assert summary["epochs"] == 2 and summary["wall_seconds"] > 0, summary
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        _strict(line)
+    tampered = summary_path.read_bytes()
+    assert_user_error(run_dlx("train", "--resume", run, "--epochs", "2", "--quiet"), "summary.json",
+                      "wall_seconds", "finite")
+    assert summary_path.read_bytes() == tampered  # refused before anything is written
