@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from spec.errors import DlxError
+from train.data.formats import open_image
 from train.inputs import InputContract, conform
 
 NPZ_KEYS = ("x", "x_test")
@@ -45,21 +46,17 @@ def _read_npz(path: Path, contract: InputContract, resize: bool, notices: list[s
 def read_image(file: Path, channels: int, notices: list[str]) -> np.ndarray:
     """(C, H, W) uint8 at its own size, with the model's channel count where a plain mode conversion gives it
     (RGB → grayscale, grayscale/palette/RGBA → RGB), noted; 16- and 32-bit images are refused."""
-    from PIL import Image
-    try:
-        with Image.open(file) as image:
-            mode, bands = image.mode, len(image.getbands())
-            if mode.startswith(DEEP_MODES):
-                raise DlxError(f"a {mode} image (more than 8 bits per channel); save it as an 8-bit image.", file=file)
-            target = mode if bands == channels and mode != "P" else {1: "L", 3: "RGB"}.get(channels)
-            if target is None:
-                raise DlxError(f"the model takes {channels} channels; this is a {mode} image with {bands}.", file=file)
-            if target != mode and mode != "1":
-                notices.append(f"{MODE_NAMES.get(mode, mode)} image converted to {MODE_NAMES.get(target, target)}: "
-                               f"the model takes {channels} channel{'s' if channels != 1 else ''}.")
-            array = np.asarray(image.convert(target), dtype=np.uint8)
-    except OSError as exc:
-        raise DlxError(f"can't read image: {exc}.", file=file) from None
+    with open_image(file) as image:
+        mode, bands = image.mode, len(image.getbands())
+        if mode.startswith(DEEP_MODES):
+            raise DlxError(f"a {mode} image (more than 8 bits per channel); save it as an 8-bit image.", file=file)
+        target = mode if bands == channels and mode != "P" else {1: "L", 3: "RGB"}.get(channels)
+        if target is None:
+            raise DlxError(f"the model takes {channels} channels; this is a {mode} image with {bands}.", file=file)
+        if target != mode and mode != "1":
+            notices.append(f"{MODE_NAMES.get(mode, mode)} image converted to {MODE_NAMES.get(target, target)}: "
+                           f"the model takes {channels} channel{'s' if channels != 1 else ''}.")
+        array = np.asarray(image.convert(target), dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 

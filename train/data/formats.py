@@ -5,6 +5,8 @@ only admits numpy arrays and plain containers), SVHN .mat files, image folders a
 """
 from __future__ import annotations
 
+import contextlib
+
 import gzip
 import pickle
 import zlib
@@ -99,16 +101,28 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DlxError(f"can't read the .npz file: {exc}.", file=path, key="data.path") from None
 
 
-def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:
+@contextlib.contextmanager
+def open_image(path: Path):
+    """PIL's Image.open, with unreadable files and decompression bombs (a few KB that decode to gigabytes)
+    turned into one-paragraph errors naming the file."""
     from PIL import Image
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if grayscale else "RGB")
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+            yield image
+    except Image.DecompressionBombError as exc:
+        raise DlxError(f"the image is too large to decode safely ({exc}); it is refused as a possible "
+                       "decompression bomb.", file=path) from None
     except OSError as exc:
         raise DlxError(f"can't read image: {exc}.", file=path) from None
+
+
+def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:
+    from PIL import Image
+    with open_image(path) as image:
+        image = image.convert("L" if grayscale else "RGB")
+        if size is not None and image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), Image.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
     return array[None] if grayscale else array.transpose(2, 0, 1)
 
 
