@@ -76,12 +76,17 @@ SUMMARY_FIELDS = ["status", "wall_seconds", "epochs", "best_epoch", "val_accurac
                   "warnings", "trainable_params"]
 
 
+def damage(run, name: str, data, fields=None) -> None:
+    """Replace the run's JSON file `name` with a damaged version of itself (fields: the keys to retype)."""
+    valid = json.loads((run / name).read_text())
+    (run / name).write_bytes(data.draw(damaged_json(valid, fields or sorted(valid))))
+
+
 @given(data=st.data())
 @settings(max_examples=20, **SETTINGS)
 def test_resume_reads_any_summary_json_cleanly(folders, data):
     run = copy_of(folders / "a")
-    valid = json.loads((run / "summary.json").read_text())
-    (run / "summary.json").write_bytes(data.draw(damaged_json(valid, SUMMARY_FIELDS)))
+    damage(run, "summary.json", data, SUMMARY_FIELDS)
     invoke("train", "--resume", run)
 
 
@@ -91,8 +96,7 @@ def test_resume_reads_any_split_json_cleanly(folders, data):
     run = copy_of(folders / "a")
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))  # so resume reads split.json
-    valid = json.loads((run / "split.json").read_text())
-    (run / "split.json").write_bytes(data.draw(damaged_json(valid, sorted(valid))))
+    damage(run, "split.json", data)
     invoke("train", "--resume", run)
 
 
@@ -100,8 +104,7 @@ def test_resume_reads_any_split_json_cleanly(folders, data):
 @settings(max_examples=10, **SETTINGS)
 def test_report_reads_any_summary_json_cleanly(folders, data):
     run = copy_of(folders / "a")
-    valid = json.loads((run / "summary.json").read_text())
-    (run / "summary.json").write_bytes(data.draw(damaged_json(valid, SUMMARY_FIELDS)))
+    damage(run, "summary.json", data, SUMMARY_FIELDS)
     invoke("report", run)
 
 
