@@ -9,7 +9,7 @@ from torch import nn
 from archs import modules
 from archs.parse import LayerNode, parse_model
 from archs.vocabulary import BatchNormalization, Conv2D, Dense, Layer, Residual, conv_out
-from spec.errors import DlxError
+from core.errors import DlxError
 
 
 @dataclass

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 import archs.vocabulary as vocabulary  # noqa: F401 - registers the layers
 from archs.expressions import referenced_names, substitute
 from archs.registry import layer_class
-from spec.errors import DlxError, did_you_mean, unknown_name
-from spec.yamlio import load_yaml_mapping
+from core.errors import DlxError, did_you_mean, unknown_name
+from experiment.yamlio import load_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
 MAX_LAYERS = 10_000

@@ -1,7 +1,7 @@
 """Registries of layer types and activations: YAML names → classes, with did-you-mean on a miss."""
 from __future__ import annotations
 
-from spec.errors import unknown_name
+from core.errors import unknown_name
 
 LAYERS: dict[str, type] = {}
 ACTIVATIONS = ("relu", "gelu", "silu", "swish", "elu", "selu", "tanh", "sigmoid", "leaky_relu", "softmax", "linear")

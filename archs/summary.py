@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from archs.builder import build_model, count_params, keras_shape
-from spec.errors import DlxError
+from core.errors import DlxError
 
 
 def estimate_flops(model: nn.Module, input_shape: tuple) -> int:

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 
 from archs.registry import ACTIVATIONS, register_layer
-from spec.errors import DlxError, did_you_mean
+from core.errors import DlxError, did_you_mean
 
 Pair = Union[int, tuple[int, int]]
 

@@ -56,7 +56,7 @@ def time_weight_fit(members=20, samples=10_000, classes=10, repeats=3) -> dict:
 
 
 def train_pool(pool: dict, folder: Path, quick: bool) -> list[Path]:
-    from spec.load import load_spec
+    from archs.check import load_spec
     from train.run import train
     for name, (overrides, quick_epochs, epochs) in pool.items():
         if (folder / name / "checkpoints" / "best.pt").is_file():
@@ -134,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     report = {"quick": args.quick, "torch": torch.__version__, "weight_fit": time_weight_fit(),
               "pools": pool_comparison(args.quick, args.runs_folder)}
-    from train.checkpoint import atomic_write_json
+    from core.files import atomic_write_json
     out = Path(__file__).with_suffix(".json")
     atomic_write_json(out, report)
     fit = report["weight_fit"]

@@ -123,7 +123,7 @@ def run_plain(spec_path: Path, sets: list[str]) -> dict:
     import torch
     import torch.nn.functional as F
     from archs.builder import build_model
-    from spec.load import load_spec
+    from archs.check import load_spec
     from train.data import load_splits
     from train.data.tensors import make_augment
 
@@ -211,7 +211,7 @@ def main() -> None:
     if args.table:
         print(table([row for path in args.table for row in json.loads(Path(path).read_text())["rows"]]))
         return
-    from spec.load import load_spec
+    from archs.check import load_spec
     names = args.only or list(CASES)
     rows = []
     with tempfile.TemporaryDirectory() as temp:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def load(spec_path: str, overrides: list[str]):
     import torch
     from archs.builder import build_model
-    from spec.load import load_spec
+    from archs.check import load_spec
     from train.data import load_splits
     spec = load_spec(spec_path, overrides)
     splits = load_splits(spec.data)

@@ -36,7 +36,7 @@ def friendly_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from spec.errors import DlxError
+        from core.errors import DlxError
         try:
             return func(*args, **kwargs)
         except DlxError as exc:
@@ -53,7 +53,7 @@ def friendly_errors(func):
 @contextlib.contextmanager
 def located_in(path):
     """Errors raised while using a spec (e.g. building its model) name the spec file."""
-    from spec.errors import DlxError
+    from core.errors import DlxError
     try:
         yield
     except DlxError as exc:

@@ -13,8 +13,9 @@ from cli.common import JsonOption, SetOption, friendly_errors, print_json
 def config(config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")], set: SetOption = None,
            json: JsonOption = False) -> None:
     """Print the fully resolved experiment spec (defaults filled in, --set applied)."""
-    from spec.load import load_spec, spec_to_dict
-    from spec.yamlio import dump_yaml
+    from archs.check import load_spec
+    from experiment.load import spec_to_dict
+    from experiment.yamlio import dump_yaml
     resolved = spec_to_dict(load_spec(config, set))
     if json:
         print_json(resolved)

@@ -33,7 +33,7 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
     from search.api import run_search
     from search.display import TrialDisplay
     from search.space import parse_duration
-    from spec.errors import DlxError
+    from core.errors import DlxError
     try:
         seconds = parse_duration(timeout)
     except ValueError as exc:

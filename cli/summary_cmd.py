@@ -19,7 +19,7 @@ def summary(config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).
             input_shape: InputShapeOption = None, classes: ClassesOption = None, json: JsonOption = False) -> None:
     """Show each layer's output shape and parameters, as Keras's model.summary()."""
     from archs.summary import summarize, summary_inputs
-    from spec.load import load_spec
+    from archs.check import load_spec
     shape, classes = summary_inputs(input_shape, classes)
     spec = load_spec(config, set)
     with located_in(config):

@@ -23,7 +23,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
                           "that longer schedule has there; step and none schedules just carry on.")] = None,
           quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Train a model from a YAML spec and write a run folder; or continue one with --resume."""
-    from spec.errors import DlxError
+    from core.errors import DlxError
     from train.run import RunAlreadyFinished, RunResult, TrainingInterrupted, train as run_training
     if config is None and resume is None:
         raise DlxError("dlx train needs a spec file to start a run (dlx train configs/digits.yaml) or --resume "
@@ -35,7 +35,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
                        "run, set the spec's epochs with --set train.epochs=N.", key="--epochs")
     spec = None
     if config is not None:
-        from spec.load import load_spec
+        from archs.check import load_spec
         spec = load_spec(config, set)
     elif set:
         raise DlxError("--set can't change a run being resumed; its spec is fixed in its checkpoint.")

@@ -17,7 +17,7 @@ from ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metri
 from ensemble.metrics import confusion, nll, scores
 from ensemble.predictions import cached_log_probs
 from ensemble.selection import Selection, fit, select
-from spec.errors import DlxError, unknown_name
+from core.errors import DlxError, unknown_name
 
 
 def shared_data(member: Member) -> tuple[dict, dict]:

@@ -14,8 +14,8 @@ import numpy as np
 from ensemble.members import CHECKPOINT, Member, check_compatible, load_member
 from ensemble.methods import Combination
 from ensemble.temperature import apply_temperature
-from spec.errors import DlxError
-from train.checkpoint import fsync_dir, strict_json, temporary_beside
+from core.errors import DlxError
+from core.files import fsync_dir, strict_json, temporary_beside
 from train.outdir import MARKER, marker_text
 
 FORMAT = "dlx-ensemble-1"
@@ -68,7 +68,7 @@ def _relative(path: Path, folder: Path) -> str:
 def write_folder(folder: Path, members: list[Member], combination: Combination, temperatures: list[float],
                  method: str, report: Optional[dict] = None) -> None:
     """Write ensemble.yaml, combiner.npz (stacking) and ensemble.json (`report`) as one step: see _write_all."""
-    from spec.yamlio import dump_yaml
+    from experiment.yamlio import dump_yaml
     entries = [{"run": _relative(m.run_dir, folder), "absolute": str(m.run_dir.resolve()), "weight": float(w),
                 "temperature": float(t), "checkpoint_sha256": m.sha256}
                for m, w, t in zip(members, combination.weights, temperatures)]
@@ -121,7 +121,7 @@ def _member_folder(entry: dict, folder: Path, file: Path) -> Path:
 
 
 def load_ensemble(folder: str | Path) -> EnsembleModel:
-    from spec.yamlio import load_yaml_mapping
+    from experiment.yamlio import load_yaml_mapping
     folder = Path(folder)
     file = folder / "ensemble.yaml"
     document = load_yaml_mapping(file, "ensemble")

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spec.errors import DlxError
+from core.errors import DlxError
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
 _DATA_KEYS = ("dataset", "path", "val_split", "test_split", "split_seed", "image_size", "grayscale")
@@ -17,7 +17,7 @@ class Member:
     """One usable run: where it is, its spec, its checkpoint hash and preprocessing record."""
 
     run_dir: Path
-    spec: object  # spec.schema.ExperimentSpec
+    spec: object  # experiment.schema.ExperimentSpec
     sha256: str  # of checkpoints/best.pt
     record: dict  # the checkpoint's `data` entry: mean, std, scale, class_names, input_shape
     split: dict = field(default_factory=dict)  # split.json
@@ -58,9 +58,10 @@ def expand(paths: list[str | Path]) -> list[Path]:
 
 def load_member(run_dir: Path) -> Member:
     """A Member, or DlxError saying why this folder can't be one. Checkpoints load with weights_only=True."""
-    from spec.load import validate_spec
+    from archs.check import validate_spec
     from train.checkpoint import load_checkpoint
-    from train.rundir import read_json, read_split
+    from core.files import read_json
+    from train.rundir import read_split
     if not run_dir.is_dir():
         raise DlxError("not a folder.", file=run_dir)
     path = run_dir / CHECKPOINT

@@ -10,7 +10,7 @@ import numpy as np
 
 from ensemble.metrics import EPS, accuracy, nll
 from ensemble.temperature import log_softmax
-from spec.errors import unknown_name
+from core.errors import unknown_name
 
 METHODS: dict[str, Callable] = {}
 DROP_BELOW = 1e-3  # weights under this are set to zero and the member reported as dropped

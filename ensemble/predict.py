@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from spec.errors import DlxError
+from core.errors import DlxError
 from train.data.formats import open_image
 from train.inputs import InputContract, conform
 
@@ -27,7 +27,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _read_npz(path: Path, contract: InputContract, resize: bool, notices: list[str]) -> tuple[list[str], np.ndarray]:
     from train.data.formats import read_npz
-    from train.data.sources import _channels_first
+    from train.data.sources import channels_first
     try:
         arrays = read_npz(path)
     except DlxError as exc:
@@ -39,7 +39,7 @@ def _read_npz(path: Path, contract: InputContract, resize: bool, notices: list[s
     raw = arrays[key]
     if raw.dtype.kind not in "biuf":
         raise DlxError(f"'{key}' holds {raw.dtype} values; expected numbers.", file=path)
-    x = _channels_first(raw, key, path) if raw.ndim > 1 else raw
+    x = channels_first(raw, key, path) if raw.ndim > 1 else raw
     return [f"{path.name}[{i}]" for i in range(len(x))], conform(x, contract, path, resize, notices)
 
 
@@ -111,7 +111,7 @@ def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | P
 
 
 def write_csv(path: Path, rows: list[dict], classes: list[str]) -> None:
-    from train.checkpoint import atomic_write_text
+    from core.files import atomic_write_text
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["input", "predicted", "class", *(f"p_{c}" for c in classes)])

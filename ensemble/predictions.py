@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ensemble.members import Member
-from train.checkpoint import atomic_write
+from core.files import atomic_write
 
 SPLITS = ("val", "test")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 from report.figures import Report
-from spec.errors import DlxError
-from train.checkpoint import atomic_write_text
+from core.errors import DlxError
+from core.files import atomic_write_text
 
 
 def _builder(kind: str):

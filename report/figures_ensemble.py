@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from report.figures import Report, Table, fmt, optional_float, pyplot, save
-from train.rundir import read_json
+from core.files import read_json
 
 BINS = 10  # confidence bins of the reliability diagram
 
@@ -19,7 +19,7 @@ def short(name: str) -> str:
 
 
 def ensemble_report(folder: Path, out: Path) -> Report:
-    from spec.errors import DlxError
+    from core.errors import DlxError
     data = read_json(folder / "ensemble.json")
     if not isinstance(data, dict) or not isinstance(data.get("members"), list):
         raise DlxError("ensemble.json is missing or damaged; rebuild the ensemble with `dlx ensemble`.",
@@ -162,7 +162,7 @@ def _calibration(probs: np.ndarray, y: np.ndarray):
 
 
 def reliability(folder: Path, results: dict, report: Report, out: Path) -> None:
-    from spec.errors import DlxError
+    from core.errors import DlxError
     try:
         y, best_probs, ensemble_probs, best_name = test_probabilities(folder, _get(results, "best_member", "run"))
     except DlxError as exc:

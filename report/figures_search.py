@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from report.figures import Report, Table, fmt, pyplot, save
-from train.rundir import read_json
+from core.files import read_json
 
 MIN_IMPORTANCE_TRIALS = 3  # complete trials below which parameter importances mean nothing
 LEADERBOARD_ROWS = 25

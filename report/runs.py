@@ -115,7 +115,7 @@ def classify(folder: Path) -> Optional[str]:
 
 def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[list[str]] = None) -> list[dict]:
     """Rows for every run/search/ensemble folder directly inside `root`."""
-    from spec.errors import DlxError
+    from core.errors import DlxError
     root = Path(root)
     if not root.exists():
         raise DlxError("no such folder.", file=root)
@@ -137,11 +137,11 @@ def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[l
         if not _:
             raise DlxError(f"--filter expects key=value, got {text!r}.", key="--filter")
         if key not in COLUMNS:
-            from spec.errors import unknown_name
+            from core.errors import unknown_name
             raise unknown_name("column", key, COLUMNS, key="--filter")
         rows = [r for r in rows if str(r.get(key)) == value]
     if sort not in COLUMNS:
-        from spec.errors import unknown_name
+        from core.errors import unknown_name
         raise unknown_name("column", sort, COLUMNS, key="--sort")
     numeric = sort in ("trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds", "trials")
     present = [r for r in rows if r.get(sort) is not None]

@@ -9,7 +9,6 @@ Each trial folder is locked by the process training it (train.outdir), so no two
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -19,8 +18,8 @@ from typing import Callable, Optional
 
 from search.space import SearchSpace, load_space, parse_space
 from search.study import default_storage, fail_dead_trials, open_storage, open_study, redact
-from spec.errors import DlxError
-from spec.yamlio import dump_yaml, load_yaml_mapping, read_text
+from core.errors import DlxError
+from experiment.yamlio import dump_yaml, load_yaml_mapping, read_text
 
 DEFAULT_WORKERS = 1
 DEFAULT_MAX_FAILURES = 10
@@ -127,7 +126,7 @@ def read_resolved_space(search_dir: Path) -> SearchSpace:
 
 
 def _read_study_json(search_dir: Path) -> dict:
-    from train.rundir import read_json
+    from core.files import read_json
     return read_json(Path(search_dir) / "study.json", {}) or {}
 
 
@@ -142,7 +141,7 @@ def _stored_storage(stored: dict, search_dir: Path) -> str:
 
 
 def _write_folder(search_dir: Path, space: SearchSpace, study_name: str, url: str) -> None:
-    from train.checkpoint import atomic_write_json, atomic_write_text
+    from core.files import atomic_write_json, atomic_write_text
     atomic_write_text(search_dir / "search.yaml", dump_yaml({**space.to_yaml_dict(), "name": study_name}))
     shown = None if url == default_storage(search_dir) else redact(url)
     atomic_write_json(search_dir / "study.json", {"name": study_name, "storage": shown})

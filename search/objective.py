@@ -10,7 +10,7 @@ import math
 import time
 from pathlib import Path
 
-from spec.errors import DlxError
+from core.errors import DlxError
 
 
 class Objective:
@@ -28,7 +28,7 @@ class Objective:
 
     def __call__(self, trial) -> float:
         import optuna
-        from spec.load import validate_spec
+        from archs.check import validate_spec
         from train.loop import NonFiniteLoss
         from train.run import train
 
@@ -85,7 +85,8 @@ class Objective:
 
 def _mark_summary(run_dir: Path, status: str, reason: str | None) -> None:
     """Record in the run folder's summary.json why the run stopped (train() marks any exception 'failed')."""
-    from train.rundir import read_json, write_summary
+    from core.files import read_json
+    from train.rundir import write_summary
     summary = read_json(run_dir / "summary.json")
     if summary is not None:
         write_summary(run_dir, {**summary, "status": status, "reason": reason})

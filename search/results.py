@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from train.checkpoint import atomic_write_json, atomic_write_text
-from spec.yamlio import dump_yaml
+from core.files import atomic_write_json, atomic_write_text
+from experiment.yamlio import dump_yaml
 
 COLUMNS = ["number", "state", "value", "epochs", "seconds", "run_dir", "reason"]
 
@@ -56,7 +56,7 @@ def write_leaderboard(rows: list[dict], space, search_dir: Path) -> None:
 
 def write_results(study, space, search_dir: Path) -> Optional[dict]:
     """Write the leaderboard and, if any trial completed, best.json and best.yaml. Returns best.json's data."""
-    from train.rundir import read_json
+    from core.files import read_json
     search_dir = Path(search_dir)
     rows = leaderboard(study, space)
     write_leaderboard(rows, space, search_dir)
@@ -88,7 +88,8 @@ def _score_on_test(run_dir: Optional[str]) -> Optional[dict]:
     if not run_dir or not (Path(run_dir) / "checkpoints" / "best.pt").is_file():
         return None  # the best trial ran on another machine; score it there with `dlx evaluate`
     from train.evaluate import evaluate_run
-    from train.rundir import read_json, write_summary
+    from core.files import read_json
+    from train.rundir import write_summary
     result = evaluate_run(run_dir, "test")
     test = {"accuracy": result["accuracy"], "loss": result["loss"], "samples": result["samples"]}
     summary = read_json(Path(run_dir) / "summary.json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-from spec.errors import DlxError, did_you_mean, unknown_name
+from core.errors import DlxError, did_you_mean, unknown_name
 
 SAMPLERS: dict[str, Callable] = {}
 PRUNERS: dict[str, Callable] = {}

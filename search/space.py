@@ -14,10 +14,11 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from search.distributions import Param, parse_distribution
-from spec.errors import DlxError
-from spec.load import spec_to_dict, validate_spec, validation_error
-from spec.overrides import apply_overrides, get_path, set_path
-from spec.yamlio import line_of, load_yaml_mapping, read_text
+from core.errors import DlxError
+from archs.check import validate_spec
+from experiment.load import spec_to_dict, validation_error
+from experiment.overrides import apply_overrides, get_path, set_path
+from experiment.yamlio import line_of, load_yaml_mapping, read_text
 
 DIRECTIONS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
@@ -133,7 +134,7 @@ def _load_base(base, file: Optional[Path], space_overrides: dict, cli_overrides:
 
     Errors name the place to fix: `overrides.<key>` in the space file for a bad override, `base.<key>` in
     the space file for an inline base, and the base spec file (at its own key) for a base given by path."""
-    from spec.load import expand_shorthands
+    from experiment.load import expand_shorthands
     if isinstance(base, dict):
         data, base_file, text = expand_shorthands(base), None, None
     else:
@@ -192,7 +193,7 @@ def _parse_param(name: str, value, base: dict, file, text) -> Param:
     vars_path = parts[:2] == ["model", "vars"] and len(parts) == 3
     if vars_path:  # a var that no layer references would vary nothing
         from archs.parse import check_vars_referenced
-        from spec.schema import ModelSpec
+        from experiment.schema import ModelSpec
         try:
             check_vars_referenced([parts[2]], ModelSpec.model_validate(base["model"]))
         except DlxError as exc:
@@ -202,7 +203,7 @@ def _parse_param(name: str, value, base: dict, file, text) -> Param:
             get_path(base, parts)
         except (KeyError, IndexError, TypeError):
             known = _known_paths(base)
-            from spec.errors import did_you_mean
+            from core.errors import did_you_mean
             raise DlxError(f"'{name}' is not a key path of the base spec (only model.vars.NAME may add a new key); "
                            f"check the spelling.{did_you_mean(name, known)}", file=file, key=f"params.{name}",
                            line=line) from None

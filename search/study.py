@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from spec.errors import DlxError
+from core.errors import DlxError
 
 SPACE_ATTR = "dlx_space"
 HEARTBEAT_SECONDS = 10

@@ -77,7 +77,7 @@ def worker_process(search_dir: Path, storage_url: str, index: int, threads: int,
     torch.set_num_threads(threads)
     from search.api import open_search_dir
     from search.objective import Objective
-    from spec.errors import DlxError
+    from core.errors import DlxError
     try:
         space, study, _ = open_search_dir(search_dir, worker=index, storage_url=storage_url)
         run_trials(study, Objective(space, search_dir, owner_attrs()), budget)

@@ -2,98 +2,17 @@
 reads it; written atomically (temporary file, fsync, rename) so a kill never leaves half a file."""
 from __future__ import annotations
 
-import json
 import math
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
-from spec.errors import DlxError
+from core.errors import DlxError
+from core.files import atomic_write
 
 FORMAT = "dlx-checkpoint-1"
-
-
-def fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    """The process's umask: from /proc on Linux (no race with other threads), else by setting it and back."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def temporary_beside(path: Path) -> tuple[int, str]:
-    """(fd, name) of a new temporary file beside `path`, with the mode a plain open() would give it (0666 less
-    the umask), not mkstemp's 0600: colleagues on a shared machine must be able to read the files."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    except BaseException:
-        os.close(fd)
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return fd, tmp
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call write(file_object) on a temporary file beside `path`, fsync it, then rename over `path`."""
-    path = Path(path)
-    fd, tmp = temporary_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def _finite_or_none(value):
-    """NaN and ±inf have no JSON spelling (Python writes `NaN`, which strict readers refuse): a metric that
-    could not be computed is written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(item) for item in value]
-    return value
-
-
-def strict_json(data, **kwargs) -> str:
-    """json.dumps that never writes NaN/Infinity tokens: non-finite numbers become null."""
-    return json.dumps(_finite_or_none(data), allow_nan=False, **kwargs)
-
-
-def atomic_write_json(path: str | Path, data) -> None:
-    atomic_write_text(path, strict_json(data, indent=2) + "\n")
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

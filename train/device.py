@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from spec.errors import DlxError
+from core.errors import DlxError
 
 
 @dataclass

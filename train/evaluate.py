@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from spec.errors import DlxError
-from spec.load import validate_spec
+from core.errors import DlxError
+from archs.check import validate_spec
 from train.checkpoint import load_checkpoint
 from train.inputs import InputContract, check_dataset
 
@@ -29,22 +29,9 @@ def load_run_model(run_dir: str | Path, device="cpu"):
     return model.to(device).eval(), spec, checkpoint
 
 
-def _ensemble_class_names(folder: Path) -> list[str]:
-    from spec.yamlio import load_yaml_mapping
-    names = load_yaml_mapping(folder / "ensemble.yaml", "ensemble").get("class_names") or []
-    if not isinstance(names, list):
-        raise DlxError(f"must be a list of class names, but got {names!r}"[:200] + "; rebuild the ensemble.",
-                       file=folder / "ensemble.yaml", key="class_names")
-    return [str(name) for name in names]
-
-
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     """Loss, accuracy and confusion matrix (rows: true class, columns: predicted) of the best checkpoint on
     `split`, re-read from the run's dataset and held to the input contract recorded in the checkpoint."""
-    if (Path(run_dir) / "ensemble.yaml").is_file():
-        from ensemble.api import evaluate_ensemble
-        result = evaluate_ensemble(run_dir, split)
-        return {**result, "class_names": result.get("class_names") or _ensemble_class_names(Path(run_dir))}
     from train.data import load_splits
     from train.data.tensors import TensorData
     from train.device import pick_device

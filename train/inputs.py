@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from spec.errors import DlxError
+from core.errors import DlxError
 
 BYTE = (0.0, 255.0)  # 8-bit images
 UNIT = (0.0, 1.0)  # fractions, as dlx stores digits and as most float image data come
@@ -45,7 +45,7 @@ class InputContract:
 
     @classmethod
     def from_record(cls, record: dict, file=None) -> "InputContract":
-        from spec.schema import MAX_IMAGE_SIDE
+        from experiment.schema import MAX_IMAGE_SIDE
         shape = tuple(record["input_shape"])
         if len(shape) == 3 and max(shape[1:]) > MAX_IMAGE_SIDE:  # or --resize would upscale to it, gigabytes
             raise DlxError(f"the checkpoint records inputs of {shape[1]}×{shape[2]} pixels, over the limit of "

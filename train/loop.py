@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from spec.errors import DlxError
+from core.errors import DlxError
 from train.bn_stats import recalibration_images, recompute_bn_stats
 from train.diagnose import epoch_warnings
 

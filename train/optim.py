@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from spec.errors import DlxError
+from core.errors import DlxError
 
 OPTIMIZERS = {
     "sgd": lambda p, o, **fast: torch.optim.SGD(p, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,

@@ -18,8 +18,8 @@ import socket
 from pathlib import Path
 from typing import Optional
 
-from spec.errors import DlxError
-from train.checkpoint import atomic_write_text
+from core.errors import DlxError
+from core.files import atomic_write_text
 from train.rundir import ensure_writable
 
 MARKER = ".dlx-folder.json"

@@ -11,11 +11,13 @@ from typing import Callable, Optional
 
 import torch
 
-from spec.errors import DlxError
-from spec.load import spec_to_dict, validate_spec
-from spec.schema import ExperimentSpec
-from spec.yamlio import dump_yaml
-from train.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from core.errors import DlxError
+from archs.check import validate_spec
+from experiment.load import spec_to_dict
+from experiment.schema import ExperimentSpec
+from experiment.yamlio import dump_yaml
+from core.files import atomic_write_json, atomic_write_text
+from train.checkpoint import load_checkpoint, save_checkpoint
 from train.memory import check_activation_memory
 from train.outdir import claim
 from train.rundir import new_run_dir, read_split, read_summary, write_metrics, write_summary
@@ -97,7 +99,7 @@ def _train(spec: ExperimentSpec, out, resume, quiet: bool, on_epoch, progress, t
     from train.progress import make_progress
 
     if resume is None and spec.train.log.tensorboard:
-        from report.tensorboard import require_tensorboard
+        from train.tensorboard import require_tensorboard
         require_tensorboard()  # an optional extra: say so before a run folder is made
     checkpoint = None
     if resume is not None:
@@ -119,7 +121,7 @@ def _train(spec: ExperimentSpec, out, resume, quiet: bool, on_epoch, progress, t
 
     tensorboard = None
     if spec.train.log.tensorboard:  # event files in run_dir/tensorboard/, one point per epoch
-        from report.tensorboard import epoch_logger
+        from train.tensorboard import epoch_logger
         on_epoch = tensorboard = epoch_logger(run_dir, then=on_epoch)
     plan = pick_device(spec.device)
     splits = load_splits(spec.data)

@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from spec.errors import DlxError
-from train.checkpoint import atomic_write_json, atomic_write_text, strict_json
+from core.errors import DlxError
+from core.files import atomic_write_json, atomic_write_text, strict_json
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
                   "images_per_second", "bn_seconds"]
@@ -60,12 +60,6 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
 def write_summary(run_dir: Path, summary: dict) -> None:
     atomic_write_json(run_dir / "summary.json", summary)
 
-
-def read_json(path: Path, default=None):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
 
 
 # What dlx reads back from a run folder, each field with the types it may hold (None: may be null or absent).

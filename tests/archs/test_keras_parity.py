@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from archs.builder import build_model, check_forward, count_params
-from spec.schema import ModelSpec
+from experiment.schema import ModelSpec
 
 
 def build(layers, input_shape, classes=None, **vars):
@@ -143,7 +143,7 @@ def test_batchnorm_uses_keras_momentum_and_epsilon():
 def test_absurd_model_is_refused_before_allocating():
     import resource
 
-    from spec.errors import DlxError
+    from core.errors import DlxError
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(DlxError, match="2,148,... parameters|parameters, more than"):
         build([{"Conv2D": [32768, 3]}, {"SeparableConv2D": [65536, 3]}, "Flatten"], (3, 32, 32))

@@ -7,7 +7,7 @@ import torch
 from archs.builder import build_model, check_forward
 from archs.parse import presets
 from archs.registry import LAYERS
-from spec.schema import ModelSpec
+from experiment.schema import ModelSpec
 
 
 @pytest.mark.parametrize("name", sorted(presets()))

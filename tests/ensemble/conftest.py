@@ -27,7 +27,7 @@ GOOD = ["mlp", "mlp_seed1", "tanh", "cnn"]
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    from spec.load import load_spec
+    from archs.check import load_spec
     from train.run import train
     root = tmp_path_factory.mktemp("runs")
     folders = {}

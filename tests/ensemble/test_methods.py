@@ -7,7 +7,7 @@ import pytest
 from ensemble import diversity
 from ensemble.methods import METHODS, get_method, mixture_nll
 from ensemble.metrics import ece, nll
-from spec.errors import DlxError
+from core.errors import DlxError
 
 
 def _synthetic(members=4, samples=400, classes=5, seed=0):

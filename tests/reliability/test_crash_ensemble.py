@@ -28,7 +28,7 @@ LAYERS = ["model.layers=[Flatten, {Dense: {units: 8, activation: relu}}, {Dense:
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> list:
     """Three small digits runs, trained once for this module."""
-    from spec.load import load_spec
+    from archs.check import load_spec
     from train.run import train
     root = tmp_path_factory.mktemp("members")
     return [train(load_spec(DIGITS, [*COMMON, f"name=m{i}", layers, f"seed={i}"]), out=root / f"m{i}",

@@ -78,7 +78,7 @@ ARTEFACTS = ("combiner.npz", "ensemble.yaml", "ensemble.json")
 @pytest.fixture
 def members(tmp_path) -> list:
     """Two small digits runs (one epoch each), trained in this process."""
-    from spec.load import load_spec
+    from archs.check import load_spec
     from train.run import train
     return [train(load_spec(DIGITS, [*COMMON, f"name=m{i}", layers, f"seed={i}"]), out=tmp_path / f"m{i}",
                   quiet=True).run_dir for i, layers in enumerate(LAYERS)]

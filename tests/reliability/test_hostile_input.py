@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.main import app
-from spec.errors import DlxError
-from spec.load import load_spec
+from core.errors import DlxError
+from archs.check import load_spec
 from tests.conftest import assert_user_error, run_dlx
 from tests.reliability.conftest import DIGITS
 

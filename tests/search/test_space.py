@@ -5,7 +5,7 @@ import pytest
 
 from search.distributions import Choice, FloatRange, IntRange, parse_distribution
 from search.space import load_space, parse_duration
-from spec.errors import DlxError
+from core.errors import DlxError
 
 
 def test_float_range_checks_order():

@@ -10,8 +10,8 @@ from dataset_files import (write_cifar10, write_cifar100, write_mnist, write_npz
 
 from pydantic import ValidationError
 
-from spec.errors import DlxError
-from spec.schema import DataSpec
+from core.errors import DlxError
+from experiment.schema import DataSpec
 from train.data import load_splits
 from train.data.split import stratified_split
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from dataset_files import TINY_CNN, write_npz
 
-from spec.errors import DlxError
-from spec.load import load_spec
+from core.errors import DlxError
+from archs.check import load_spec
 from train.evaluate import evaluate_run, load_run_model
 from train.rundir import METRIC_COLUMNS, TIMING_COLUMNS, new_run_dir
 from train.run import train

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from spec.errors import DlxError
+from core.errors import DlxError
 from train.data.split import fingerprint, stratified_split
 
 _STATIC_INFO = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spec.errors import DlxError
+from core.errors import DlxError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

@@ -11,8 +11,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from spec.errors import DlxError
-from train.data import formats
+from core.errors import DlxError
+import train.data.formats as formats
 
 SOURCES: dict[str, Callable] = {}
 
@@ -208,7 +208,8 @@ def load_image_folder(data) -> RawData:
     return RawData(x_train, y_train, *held["test"], class_names, 1 / 255, *held["val"])
 
 
-def _channels_first(x: np.ndarray, name: str, file) -> np.ndarray:
+def channels_first(x: np.ndarray, name: str, file) -> np.ndarray:
+    """Arrays as the model takes them, (N, C, H, W) or (N, features), from Keras's (N, H, W, C) or (N, H, W)."""
     if x.ndim == 2:
         return x  # flat features
     if x.ndim == 3:
@@ -245,8 +246,8 @@ def load_npz(data) -> RawData:
             low = f", smallest {y.min()}" if y.ndim == 1 and len(y) and np.issubdtype(y.dtype, np.integer) else ""
             raise DlxError(f"{y_name} must be a 1-D array of non-negative integer class indices (not one-hot), got "
                            f"dtype {y.dtype}, shape {y.shape}{low}.", file=path, key="data.path")
-    x_train = _channels_first(arrays["x_train"], "x_train", path)
-    x_test = _channels_first(arrays["x_test"], "x_test", path) if "x_test" in arrays else None
+    x_train = channels_first(arrays["x_train"], "x_train", path)
+    x_test = channels_first(arrays["x_test"], "x_test", path) if "x_test" in arrays else None
     if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
         raise DlxError(f"x_test samples have shape {x_test.shape[1:]} but x_train samples {x_train.shape[1:]}.",
                        file=path, key="data.path")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from spec.errors import DlxError
-from spec.load import load_spec, spec_to_dict
-from spec.overrides import apply_overrides
+from core.errors import DlxError
+from archs.check import load_spec
+from experiment.load import spec_to_dict
+from experiment.overrides import apply_overrides
 
 MINIMAL = "model:\n  layers:\n    - Flatten\n    - Dense: {units: classes}\n"
 
@@ -30,7 +31,7 @@ def test_set_on_list_index_out_of_range_is_an_error():
 
 def test_resolved_spec_round_trips(write_yaml, tmp_path):
     spec = load_spec(write_yaml(MINIMAL), ["seed=7"])
-    from spec.yamlio import dump_yaml
+    from experiment.yamlio import dump_yaml
     again = write_yaml(dump_yaml(spec_to_dict(spec)), "again.yaml")
     assert spec_to_dict(load_spec(again)) == spec_to_dict(spec)
 

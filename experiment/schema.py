@@ -52,7 +52,7 @@ class DataSpec(Section):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
-        from spec.errors import did_you_mean
+        from core.errors import did_you_mean
         if value not in DATASETS:
             raise ValueError(f"unknown dataset '{value}'; expected one of: {', '.join(DATASETS)}.{did_you_mean(value, DATASETS)}")
         return value

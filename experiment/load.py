@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from spec.errors import DlxError, did_you_mean
-from spec.overrides import apply_overrides
-from spec.schema import ExperimentSpec
-from spec.yamlio import line_of, load_yaml_mapping, read_text
+from core.errors import DlxError, did_you_mean
+from experiment.overrides import apply_overrides
+from experiment.schema import ExperimentSpec
+from experiment.yamlio import line_of, load_yaml_mapping, read_text
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -50,26 +50,16 @@ def validation_error(exc: ValidationError, model: type[BaseModel], file, text: s
     return DlxError(_describe(first, model) + more, file=file, key=key, line=line)
 
 
-def validate_spec(data: dict, file: str | Path | None = None, text: str | None = None,
-                  strict_vars: bool = False) -> ExperimentSpec:
-    """`strict_vars` refuses vars that no layer references: right for what a person just wrote, wrong for a
-    checkpoint's spec, which must keep loading."""
+def parse_sections(data: dict, file: str | Path | None = None, text: str | None = None) -> ExperimentSpec:
+    """The spec's sections, typed and checked; its layers are checked one layer up, by `archs.check`, which
+    owns the layer vocabulary."""
     try:
-        spec = ExperimentSpec.model_validate(data)
+        return ExperimentSpec.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, ExperimentSpec, file, text) from None
-    from archs.parse import check_vars_referenced, parse_model  # torch-free: layer names, arguments, ${vars}
-    try:
-        parse_model(spec.model)
-        if strict_vars:
-            check_vars_referenced(spec.model.vars, spec.model)
-    except DlxError as exc:
-        raise DlxError(exc.message, file=file, key=exc.key, hint=exc.hint,
-                       line=line_of(text, _split_key(exc.key)) if text and exc.key else None) from None
-    return spec
 
 
-def _split_key(key: str) -> list:
+def split_key(key: str) -> list:
     parts: list = []
     for part in key.replace("[", ".").replace("]", "").split("."):
         parts.append(int(part) if part.isdigit() else part)
@@ -83,12 +73,12 @@ def expand_shorthands(data: dict) -> dict:
     return data
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:
-    """Read, override and validate a spec file. Raises DlxError with file and key path."""
+def read_spec_file(path: str | Path, overrides: list[str] | None = None) -> tuple[dict, str | None]:
+    """The spec file's mapping with `--set` overrides applied, and its text for line numbers (None once
+    overridden: lines would point at values the user did not write there)."""
     path = Path(path)
     data = expand_shorthands(load_yaml_mapping(path, "spec"))
-    text = read_text(path) if not overrides else None
-    return validate_spec(apply_overrides(data, overrides), path, text, strict_vars=True)
+    return apply_overrides(data, overrides), (read_text(path) if not overrides else None)
 
 
 def spec_to_dict(spec: ExperimentSpec) -> dict:
