@@ -8,7 +8,7 @@ from torch import nn
 
 from archs import modules
 from archs.parse import LayerNode, parse_model
-from archs.vocabulary import BatchNormalization, Conv2D, Dense, Layer, Residual, conv_out
+from archs.vocabulary import Residual, describe
 from core.errors import DlxError
 
 
@@ -30,10 +30,6 @@ class LayerRow:
 
 def keras_shape(shape: tuple) -> list[int]:
     return [shape[1], shape[2], shape[0]] if len(shape) == 3 else list(shape)
-
-
-def describe(shape: tuple) -> str:
-    return f"(channels={shape[0]}, height={shape[1]}, width={shape[2]})" if len(shape) == 3 else f"(features={shape[0]})"
 
 
 def count_params(module: nn.Module) -> tuple[int, int]:
@@ -69,9 +65,8 @@ def _check_input(node: LayerNode, index_label: str, shape: tuple) -> None:
                        "put Flatten or GlobalAveragePooling2D before it.", key=node.key)
 
 
-def _output_shape(node: LayerNode, index_label: str, shape: tuple, classes) -> tuple:
-    layer = node.layer
-    out = layer.output_shape(shape, classes) if isinstance(layer, Dense) else layer.output_shape(shape)
+def _output_shape(node: LayerNode, index_label: str, shape: tuple) -> tuple:
+    out = node.layer.output_shape(shape)
     if any(size < 1 for size in out):
         raise DlxError(f"{node.type} (layer {index_label}) receives {describe(shape)} and would output "
                        f"{describe(out)}: the spatial size shrinks below 1. Use fewer downsampling layers, "
@@ -79,42 +74,22 @@ def _output_shape(node: LayerNode, index_label: str, shape: tuple, classes) -> t
     return out
 
 
-def _shortcut(in_shape: tuple, out_shape: tuple, block: Residual, key: str) -> list[LayerNode]:
-    """The layers of a Residual's shortcut: none when the body keeps the shape, else a projection (a strided 1×1
-    Conv2D, optionally followed by BatchNormalization, or a Dense for flat features), built and summarised as any
-    other layer."""
-    if in_shape == out_shape:
-        return []
-    if len(in_shape) != len(out_shape):
-        raise DlxError("a Residual block must keep its input an image or flat, not change between them.", key=key)
-    key = f"{key}.shortcut"
-    if len(in_shape) == 1:
-        return [LayerNode(Dense(units=out_shape[0], use_bias=block.shortcut_use_bias), key)]
-    stride = max(1, in_shape[1] // out_shape[1])
-    if (conv_out(in_shape[1], 1, stride, 1, "valid"), conv_out(in_shape[2], 1, stride, 1, "valid")) != out_shape[1:]:
-        raise DlxError(f"the Residual body maps {describe(in_shape)} to {describe(out_shape)}, which no strided 1×1 "
-                       "shortcut can match; use padding: same inside the block.", key=key)
-    projection = LayerNode(Conv2D(filters=out_shape[0], kernel_size=1, strides=stride,
-                                  use_bias=block.shortcut_use_bias), key)
-    return [projection, LayerNode(BatchNormalization(), key)] if block.shortcut_bn else [projection]
-
-
 def _layer_row(name: str, type_name: str, shape: tuple, module: nn.Module | None, depth: int, role: str = "") -> LayerRow:
     trainable, non_trainable = count_params(module) if module is not None else (0, 0)
     return LayerRow(name, type_name, keras_shape(shape), trainable + non_trainable, non_trainable, depth, role)
 
 
-def _build_residual(node: LayerNode, label: str, shape: tuple, classes, namer: "_Namer", rows: list[LayerRow],
+def _build_residual(node: LayerNode, label: str, shape: tuple, namer: _Namer, rows: list[LayerRow],
                     depth: int) -> tuple[nn.Module, tuple]:
     """A Residual as a Keras functional model summarises it: a heading row, then the body's layers, the shortcut's
     projection, the addition and the activation after it, one row each."""
     block: Residual = node.layer
     heading = _layer_row(namer("Residual"), "Residual", shape, None, depth, role="block")
     rows.append(heading)
-    body, out = build_layers(node.children, shape, classes, namer, rows, depth + 1, f"{label}.")
+    body, out = build_layers(node.children, shape, namer, rows, depth + 1, f"{label}.")
+    shortcut_nodes = [LayerNode(layer, f"{node.key}.shortcut") for layer in block.shortcut(shape, out, node.key)]
     shortcut_rows: list[LayerRow] = []
-    shortcut, _ = build_layers(_shortcut(shape, out, block, node.key), shape, classes, namer, shortcut_rows,
-                               depth + 1, f"{label}.shortcut.")
+    shortcut, _ = build_layers(shortcut_nodes, shape, namer, shortcut_rows, depth + 1, f"{label}.shortcut.")
     for row in shortcut_rows:
         row.role = "shortcut"
     rows.extend(shortcut_rows)
@@ -126,32 +101,31 @@ def _build_residual(node: LayerNode, label: str, shape: tuple, classes, namer: "
     return modules.Residual(nn.Sequential(*body), modules.chain(*shortcut) if shortcut else nn.Identity(), post), out
 
 
-def build_layers(nodes: list[LayerNode], shape: tuple, classes, namer: _Namer, rows: list[LayerRow],
+def build_layers(nodes: list[LayerNode], shape: tuple, namer: _Namer, rows: list[LayerRow],
                  depth: int = 0, prefix: str = "") -> tuple[list[nn.Module], tuple]:
+    """Each node's module for the shape the one before it outputs, and a summary row per layer."""
     built = []
     for index, node in enumerate(nodes):
         label = f"{prefix}{index}"
-        layer: Layer = node.layer
-        if isinstance(layer, Residual):
-            module, out = _build_residual(node, label, shape, classes, namer, rows, depth)
+        if isinstance(node.layer, Residual):  # a block of nodes, not one layer: its shape comes from its body
+            module, out = _build_residual(node, label, shape, namer, rows, depth)
         else:
             _check_input(node, label, shape)
-            out = _output_shape(node, label, shape, classes)
-            module = layer.build(shape, classes) if isinstance(layer, Dense) else layer.build(shape)
+            out = _output_shape(node, label, shape)
+            module = node.layer.build(shape)
             rows.append(_layer_row(namer(node.type), node.type, out, module, depth))
         built.append(module)
         shape = out
     return built, shape
 
 
-def strip_final_softmax(nodes: list[LayerNode]) -> list[LayerNode]:
-    """The model outputs logits (the loss applies log-softmax), so a final softmax is dropped."""
-    if nodes and getattr(nodes[-1].layer, "activation", None) == "softmax":
-        last = nodes[-1]
-        if type(last.layer).__name__ == "Activation":
-            return nodes[:-1]
-        return nodes[:-1] + [LayerNode(last.layer.model_copy(update={"activation": None}), last.key, last.children)]
-    return nodes
+def as_output(nodes: list[LayerNode]) -> list[LayerNode]:
+    """The nodes with the last one as the model's output layer (which emits logits: see `Layer.as_output`)."""
+    if not nodes:
+        return nodes
+    last = nodes[-1]
+    layer = last.layer.as_output()
+    return nodes[:-1] + ([] if layer is None else [LayerNode(layer, last.key, last.children)])
 
 
 class DlxNet(nn.Module):
@@ -174,27 +148,16 @@ def build_model(model_spec, input_shape: tuple, classes: int | None = None) -> D
 
     The model is first laid out on the meta device (no memory), so an absurd size is refused before
     anything is allocated."""
-    nodes = strip_final_softmax(parse_model(model_spec))
+    nodes = as_output(parse_model(model_spec, classes))
     with torch.device("meta"):
-        probe, _ = build_layers(nodes, tuple(input_shape), classes, _Namer(), [])
+        probe, _ = build_layers(nodes, tuple(input_shape), _Namer(), [])
     total = sum(p.numel() for module in probe for p in module.parameters())
     if total > MAX_PARAMS:
         raise DlxError(f"the model would have {total:,} parameters, more than the {MAX_PARAMS:,} dlx builds; "
                        "use fewer filters/units or more pooling.", key="model.layers")
     rows: list[LayerRow] = []
-    layers, out = build_layers(nodes, tuple(input_shape), classes, _Namer(), rows)
+    layers, out = build_layers(nodes, tuple(input_shape), _Namer(), rows)
     if classes is not None and out != (classes,):
         raise DlxError(f"the model outputs {describe(out)}, but the dataset has {classes} classes; "
                        "end with 'Dense: {units: classes}' (after Flatten or global pooling).", key="model.layers")
     return DlxNet(layers, input_shape, out, rows)
-
-
-def model_totals(model: DlxNet) -> tuple[int, int]:
-    return count_params(model)
-
-
-@torch.no_grad()
-def check_forward(model: nn.Module, input_shape: tuple) -> torch.Tensor:
-    """Run one small batch through the model (used by tests and `dlx summary --check`)."""
-    model.eval()
-    return model(torch.randn(2, *input_shape))

@@ -5,17 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archs.vocabulary import pair, same_padding
-
-_ACTIVATIONS = {
-    "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "elu": nn.ELU, "selu": nn.SELU,
-    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras 3's default slope
-    "softmax": lambda: nn.Softmax(dim=1), "linear": nn.Identity,
-}
+from archs.geometry import pair, same_pads
+from archs.registry import ACTIVATIONS
 
 
 def activation(name: str | None) -> nn.Module | None:
-    return None if name in (None, "linear") else _ACTIVATIONS[name]()
+    """The module of a registered activation; None for no activation or `linear`."""
+    class_name, arguments = (None, {}) if name is None else ACTIVATIONS.get(name)
+    return None if class_name is None else getattr(nn, class_name)(**arguments)
 
 
 def chain(*modules: nn.Module | None) -> nn.Module:
@@ -27,7 +24,7 @@ def padding_layer(shape, kernel, stride, dilation, padding: str, value: float = 
     """(explicit pad module or None, padding for the conv itself) reproducing Keras's padding."""
     if padding == "valid":
         return None, 0
-    pads = [same_padding(size, k, s, d) for size, k, s, d in zip(shape[1:], kernel, stride, dilation)]
+    pads = same_pads(shape, kernel, stride, dilation)
     if all(before == after for before, after in pads):
         return None, tuple(before for before, _ in pads)
     (top, bottom), (left, right) = pads
@@ -67,12 +64,21 @@ class AvgPoolSame(nn.Module):
 def pool(kind: str, shape, kernel, stride, padding: str) -> nn.Module:
     if padding == "valid":
         return (nn.MaxPool2d if kind == "max" else nn.AvgPool2d)(kernel, stride)
-    (top, bottom), (left, right) = [same_padding(size, k, s) for size, k, s in zip(shape[1:], kernel, stride)]
+    (top, bottom), (left, right) = same_pads(shape, kernel, stride)
     if kind == "avg":
         return AvgPoolSame((left, right, top, bottom), kernel, stride)
     if top == bottom and left == right and top <= kernel[0] // 2 and left <= kernel[1] // 2:
         return nn.MaxPool2d(kernel, stride, padding=(top, left))
     return nn.Sequential(nn.ConstantPad2d((left, right, top, bottom), float("-inf")), nn.MaxPool2d(kernel, stride))
+
+
+def dropout(rate: float, spatial: bool) -> nn.Module:
+    """Keras's Dropout, or SpatialDropout2D (whole channels) when `spatial`."""
+    return (nn.Dropout2d if spatial else nn.Dropout)(rate)
+
+
+def flatten() -> nn.Module:
+    return nn.Flatten()
 
 
 def global_pool(kind: str) -> nn.Module:

@@ -8,18 +8,16 @@ layer when false; `Repeat` is expanded here, so nodes hold only concrete layers 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-import archs.vocabulary as vocabulary  # noqa: F401 - registers the layers
+import archs.vocabulary as vocabulary  # noqa: PLR0402 - registers the layers; `from archs` would loop via __init__
 from archs.expressions import referenced_names, substitute
-from archs.registry import layer_class
-from core.errors import DlxError, did_you_mean, unknown_name
+from archs.registry import LAYERS, PRESETS
+from core.errors import DlxError, did_you_mean
 from experiment.yamlio import load_yaml_mapping
 
-PRESET_DIR = Path(__file__).parent / "presets"
 MAX_LAYERS = 10_000
 
 
@@ -27,32 +25,35 @@ MAX_LAYERS = 10_000
 class LayerNode:
     layer: vocabulary.Layer
     key: str  # where it came from, e.g. "model.layers[3].Conv2D"
-    children: list["LayerNode"] = field(default_factory=list)  # Residual's body
+    children: list[LayerNode] = field(default_factory=list)  # Residual's body
 
     @property
     def type(self) -> str:
         return type(self.layer).__name__
 
 
-def presets() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.yaml"))}
+@dataclass
+class _Context:
+    """What every item of one model's layer list is parsed with."""
+
+    variables: dict  # model.vars, for ${...}
+    classes: int | None  # the dataset's number of classes; None keeps `units: classes` symbolic
+    count: int = 0  # layers parsed so far, against MAX_LAYERS
 
 
 def resolve_model(model) -> tuple[list, dict, str]:
     """(raw layer list, vars, key prefix) from a ModelSpec, loading a preset when named."""
     if model.preset is None:
         return model.layers, dict(model.vars), "model.layers"
-    known = presets()
-    if model.preset not in known:
-        raise unknown_name("preset", model.preset, known, key="model.preset")
-    preset = load_yaml_mapping(known[model.preset], "preset")
-    return preset["layers"], {**preset.get("vars", {}), **model.vars}, f"preset:{model.preset}.layers"
+    name = PRESETS.canonical(model.preset, key="model.preset")
+    preset = load_yaml_mapping(PRESETS.get(name), "preset")
+    return preset["layers"], {**preset.get("vars", {}), **model.vars}, f"preset:{name}.layers"
 
 
-def parse_model(model) -> list[LayerNode]:
+def parse_model(model, classes: int | None = None) -> list[LayerNode]:
+    """The model's layer nodes; with `classes`, `units: classes` becomes that number (the builder's nodes)."""
     layers, variables, prefix = resolve_model(model)
-    counter = [0]
-    return parse_layers(layers, variables, prefix, counter)
+    return parse_layers(layers, _Context(variables, classes), prefix)
 
 
 def check_vars_referenced(names, model, key: str = "model.vars") -> None:
@@ -66,12 +67,12 @@ def check_vars_referenced(names, model, key: str = "model.vars") -> None:
                            f"{did_you_mean(name, used)}", key=f"{key}.{name}")
 
 
-def parse_layers(items: Any, variables: dict, key: str, counter: list[int]) -> list[LayerNode]:
+def parse_layers(items: Any, context: _Context, key: str) -> list[LayerNode]:
     if not isinstance(items, list):
         raise DlxError(f"expected a list of layers, got {type(items).__name__}.", key=key)
     nodes: list[LayerNode] = []
     for index, item in enumerate(items):
-        nodes.extend(parse_item(item, variables, f"{key}[{index}]", counter))
+        nodes.extend(parse_item(item, context, f"{key}[{index}]"))
     return nodes
 
 
@@ -100,21 +101,10 @@ def _arguments(cls, raw: Any, key: str) -> dict:
     return dict(zip(names, values))
 
 
-def parse_item(item: Any, variables: dict, key: str, counter: list[int]) -> list[LayerNode]:
-    counter[0] += 1
-    if counter[0] > MAX_LAYERS:
-        raise DlxError(f"the model has more than {MAX_LAYERS} layers; refusing to build it.", key=key)
-    name, raw, when = _split_item(item, key)
-    cls = layer_class(name, key)
-    key = f"{key}.{cls.__name__}"
-    args = substitute(_arguments(cls, raw, key), variables, key)
-    when = substitute(args.pop("when", when), variables, f"{key}.when")
-    if not isinstance(when, bool):
-        raise DlxError(f"'when' must be true or false, got {when!r}.", key=f"{key}.when")
-    if not when:
-        return []
+def _validate(cls, args: dict, key: str) -> vocabulary.Layer:
+    """The layer from its arguments; pydantic's first complaint becomes one DlxError at the argument's key."""
     try:
-        layer = cls.model_validate(args)
+        return cls.model_validate(args)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
@@ -126,14 +116,27 @@ def parse_item(item: Any, variables: dict, key: str, counter: list[int]) -> list
         else:
             message = error["msg"].removeprefix("Value error, ") + f" (got {error.get('input')!r})."
         raise DlxError(message, key=f"{key}.{where}" if where else key) from None
+
+
+def parse_item(item: Any, context: _Context, key: str) -> list[LayerNode]:
+    context.count += 1
+    if context.count > MAX_LAYERS:
+        raise DlxError(f"the model has more than {MAX_LAYERS} layers; refusing to build it.", key=key)
+    name, raw, when = _split_item(item, key)
+    cls = LAYERS.get(name, key=key)
+    key = f"{key}.{cls.__name__}"
+    args = substitute(_arguments(cls, raw, key), context.variables, key)
+    when = substitute(args.pop("when", when), context.variables, f"{key}.when")
+    if not isinstance(when, bool):
+        raise DlxError(f"'when' must be true or false, got {when!r}.", key=f"{key}.when")
+    if not when:
+        return []
+    layer = _validate(cls, args, key)
     if isinstance(layer, vocabulary.Repeat):
-        nodes = []
-        for _ in range(layer.times):
-            nodes.extend(parse_layers(layer.layers, variables, f"{key}.layers", counter))
-        return nodes
-    node = LayerNode(layer, key)
+        return [node for _ in range(layer.times) for node in parse_layers(layer.layers, context, f"{key}.layers")]
+    node = LayerNode(layer if context.classes is None else layer.with_classes(context.classes), key)
     if isinstance(layer, vocabulary.Residual):
-        node.children = parse_layers(layer.layers, variables, f"{key}.layers", counter)
+        node.children = parse_layers(layer.layers, context, f"{key}.layers")
         if not node.children:
             raise DlxError("Residual needs at least one layer in 'layers' (all were removed by 'when').", key=key)
     return [node]

@@ -1,22 +1,24 @@
-"""Registries of layer types and activations: YAML names → classes, with did-you-mean on a miss."""
+"""What YAML names resolve to: layer types, activations and presets, each a `core.registry.Registry`, so names
+match case-insensitively and a miss raises the one did-you-mean error. Torch-free."""
 from __future__ import annotations
 
-from core.errors import unknown_name
+from pathlib import Path
 
-LAYERS: dict[str, type] = {}
-ACTIVATIONS = ("relu", "gelu", "silu", "swish", "elu", "selu", "tanh", "sigmoid", "leaky_relu", "softmax", "linear")
+from core.registry import Registry
 
+LAYERS: Registry[type] = Registry("layer type", key="model.layers")  # filled by archs.vocabulary
 
-def register_layer(cls: type) -> type:
-    """Class decorator: make a layer available in YAML under its Keras class name."""
-    LAYERS[cls.__name__] = cls
-    return cls
+# Activation name → (torch.nn class name or None for no module, its arguments). The one list of activations:
+# the vocabulary validates names against it and archs.modules builds from it.
+ACTIVATIONS: Registry[tuple[str | None, dict]] = Registry("activation")
+for _name, _module in [("relu", ("ReLU", {})), ("gelu", ("GELU", {})), ("silu", ("SiLU", {})),
+                       ("swish", ("SiLU", {})), ("elu", ("ELU", {})), ("selu", ("SELU", {})), ("tanh", ("Tanh", {})),
+                       ("sigmoid", ("Sigmoid", {})),
+                       ("leaky_relu", ("LeakyReLU", {"negative_slope": 0.2})),  # Keras 3's default slope
+                       ("softmax", ("Softmax", {"dim": 1})), ("linear", (None, {}))]:
+    ACTIVATIONS.register(_name, _module)
 
-
-def layer_class(name: str, key: str) -> type:
-    if name in LAYERS:
-        return LAYERS[name]
-    folded = {n.lower(): c for n, c in LAYERS.items()}
-    if str(name).lower() in folded:
-        return folded[str(name).lower()]
-    raise unknown_name("layer type", name, LAYERS, key=key)
+PRESET_DIR = Path(__file__).parent / "presets"
+PRESETS: Registry[Path] = Registry("preset", key="model.preset")  # name → YAML file of layers and vars
+for _path in sorted(PRESET_DIR.glob("*.yaml")):
+    PRESETS.register(_path.stem, _path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import Optional
 
 import torch
 from torch import nn
@@ -41,7 +40,7 @@ def estimate_flops(model: nn.Module, input_shape: tuple) -> int:
 MAX_INPUT_VALUES = 2 ** 24  # one probe image is traced for the FLOPs estimate: keep it to 64 MB
 
 
-def summary_inputs(input_shape: Optional[str], classes: Optional[int]) -> tuple[Optional[tuple], Optional[int]]:
+def summary_inputs(input_shape: str | None, classes: int | None) -> tuple[tuple | None, int | None]:
     """`--input-shape` and `--classes`, checked: (channels-first shape or None, classes or None)."""
     if classes is not None and not 1 <= classes <= 1_000_000:
         raise DlxError(f"the number of classes must be between 1 and 1000000, but got {classes}.", key="--classes")
@@ -64,14 +63,9 @@ def parse_input_shape(text: str) -> tuple:
     return (sizes[2], sizes[0], sizes[1]) if len(sizes) == 3 else (sizes[0],)
 
 
-def summarize(spec, input_shape: Optional[tuple] = None, classes: Optional[int] = None) -> dict:
-    """The summary for `input_shape` (channels first) and `classes`; the spec's dataset supplies only what is not
-    given, so with both the dataset is never read (a spec can be summarised on a machine without its data)."""
-    if input_shape is None or classes is None:
-        from train.data import dataset_info
-        info = dataset_info(spec.data)
-        input_shape = info.input_shape if input_shape is None else input_shape
-        classes = info.classes if classes is None else classes
+def summarize(spec, input_shape: tuple, classes: int) -> dict:
+    """The summary for `input_shape` (channels first) and `classes`; the caller reads them from the spec's dataset
+    when the user gives none (`train.data.dataset_info`), so a spec can be summarised without its data."""
     model = build_model(spec.model, input_shape, classes)
     trainable, non_trainable = count_params(model)
     return {

@@ -1,28 +1,27 @@
 """The Keras layer vocabulary: argument names and defaults as in Keras, shape inference as pure
 math (no torch), and `build()` that returns the PyTorch module (channels-first inside).
 
-Shapes are tuples: (C, H, W) for images, (F,) for flat features.
+Every layer has the same two methods: `output_shape(shape)` and `build(shape)`. Shapes are tuples:
+(C, H, W) for images, (F,) for flat features.
 """
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from archs.geometry import Pair, conv_out_shape, pair, projection_stride
+from archs.registry import ACTIVATIONS, LAYERS
+from core.errors import DlxError
+from core.lazy import lazy_module
 
-from archs.registry import ACTIVATIONS, register_layer
-from core.errors import DlxError, did_you_mean
-
-Pair = Union[int, tuple[int, int]]
-
-
-def pair(value: Pair) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
+modules = lazy_module("archs.modules")  # torch: loaded by the first build(), not by validating a spec
 
 
-class ShapeError(DlxError):
-    """A layer cannot accept the shape it receives."""
+def describe(shape: tuple) -> str:
+    """A shape for messages: (channels=.., height=.., width=..) or (features=..)."""
+    return f"(channels={shape[0]}, height={shape[1]}, width={shape[2]})" if len(shape) == 3 else f"(features={shape[0]})"
 
 
 class Layer(BaseModel):
@@ -38,33 +37,30 @@ class Layer(BaseModel):
     def build(self, shape: tuple):  # -> torch.nn.Module
         raise NotImplementedError
 
+    def with_classes(self, classes: int) -> Layer:
+        """This layer once the dataset's number of classes is known (`Dense: {units: classes}`)."""
+        return self
+
+    def as_output(self) -> Layer | None:
+        """This layer as the model's last: the model outputs logits (the loss applies log-softmax), so a final
+        softmax is dropped; None drops the whole layer."""
+        if getattr(self, "activation", None) == "softmax":
+            return self.model_copy(update={"activation": None})
+        return self
+
 
 def _check_activation(value):
-    if value is None:
-        return value
-    if value not in ACTIVATIONS:
-        raise ValueError(f"unknown activation '{value}'; expected one of: {', '.join(ACTIVATIONS)}.{did_you_mean(value, ACTIVATIONS)}")
-    return value
+    """A registered activation's name as registered (`ReLU` → `relu`); pydantic reports the ValueError."""
+    if value is None or value in ACTIVATIONS:
+        return value if value is None else ACTIVATIONS.canonical(value)
+    raise ValueError(ACTIVATIONS.unknown(value).message)
 
 
 ActivationName = Annotated[str, AfterValidator(_check_activation)]
 
 
 class WithActivation(Layer):
-    activation: Optional[ActivationName] = None
-
-
-def conv_out(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
-    if padding == "same":
-        return math.ceil(size / stride)
-    return (size - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow's 'same' padding (before, after): the extra pixel goes after."""
-    effective = dilation * (kernel - 1) + 1
-    total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2
+    activation: ActivationName | None = None
 
 
 class ConvLike(WithActivation):
@@ -79,17 +75,15 @@ class ConvLike(WithActivation):
         raise NotImplementedError
 
     def output_shape(self, shape):
-        (kh, kw), (sh, sw), (dh, dw) = pair(self.kernel_size), pair(self.strides), pair(self.dilation_rate)
-        c, h, w = shape
-        return (self.out_channels(c), conv_out(h, kh, sh, dh, self.padding), conv_out(w, kw, sw, dw, self.padding))
+        return conv_out_shape(shape, self.out_channels(shape[0]), self.kernel_size, self.strides,
+                              self.dilation_rate, self.padding)
 
     def padding_for(self, shape):
-        from archs import modules
         return modules.padding_layer(shape, pair(self.kernel_size), pair(self.strides), pair(self.dilation_rate),
                                      self.padding)
 
 
-@register_layer
+@LAYERS.register("Conv2D")
 class Conv2D(ConvLike):
     positional: ClassVar = ("filters", "kernel_size", "strides", "padding")
     filters: int = Field(gt=0, le=65536)
@@ -98,14 +92,13 @@ class Conv2D(ConvLike):
         return self.filters
 
     def build(self, shape):
-        from archs import modules
         pad, conv_padding = self.padding_for(shape)
         conv = modules.conv(shape[0], self.filters, self.kernel_size, self.strides, conv_padding, self.dilation_rate,
                             groups=1, bias=self.use_bias)
         return modules.chain(pad, conv, modules.activation(self.activation))
 
 
-@register_layer
+@LAYERS.register("DepthwiseConv2D")
 class DepthwiseConv2D(ConvLike):
     positional: ClassVar = ("kernel_size", "strides", "padding", "depth_multiplier")
     depth_multiplier: int = Field(1, gt=0, le=1024)
@@ -114,14 +107,13 @@ class DepthwiseConv2D(ConvLike):
         return channels * self.depth_multiplier
 
     def build(self, shape):
-        from archs import modules
         pad, conv_padding = self.padding_for(shape)
         conv = modules.conv(shape[0], shape[0] * self.depth_multiplier, self.kernel_size, self.strides, conv_padding,
                             self.dilation_rate, groups=shape[0], bias=self.use_bias)
         return modules.chain(pad, conv, modules.activation(self.activation))
 
 
-@register_layer
+@LAYERS.register("SeparableConv2D")
 class SeparableConv2D(ConvLike):
     """Depthwise k×k conv (no bias, as Keras) then a pointwise 1×1 conv with bias."""
 
@@ -133,7 +125,6 @@ class SeparableConv2D(ConvLike):
         return self.filters
 
     def build(self, shape):
-        from archs import modules
         pad, conv_padding = self.padding_for(shape)
         mid = shape[0] * self.depth_multiplier
         depthwise = modules.conv(shape[0], mid, self.kernel_size, self.strides, conv_padding, self.dilation_rate,
@@ -142,7 +133,7 @@ class SeparableConv2D(ConvLike):
         return modules.chain(pad, depthwise, pointwise, modules.activation(self.activation))
 
 
-@register_layer
+@LAYERS.register("BatchNormalization")
 class BatchNormalization(Layer):
     positional: ClassVar = ()
     momentum: float = Field(0.99, ge=0.0, lt=1.0, description="Keras meaning: weight of the old moving average")
@@ -151,27 +142,27 @@ class BatchNormalization(Layer):
     scale: bool = True
 
     def build(self, shape):
-        from archs import modules
         return modules.batch_norm(shape, 1.0 - self.momentum, self.epsilon, self.center, self.scale)
 
 
-@register_layer
+@LAYERS.register("Activation")
 class Activation(Layer):
     positional: ClassVar = ("activation",)
     activation: ActivationName
 
     def build(self, shape):
-        from archs import modules
         return modules.activation(self.activation)
 
+    def as_output(self):
+        return None if self.activation == "softmax" else self
 
-@register_layer
+
+@LAYERS.register("Dense")
 class Dense(WithActivation):
     positional: ClassVar = ("units", "activation")
     wants: ClassVar[str] = "flat"
-    units: Union[int, Literal["classes"]]
+    units: int | Literal["classes"]  # "classes": the dataset's number of classes, filled in by with_classes
     use_bias: bool = True
-    classes: ClassVar[Optional[int]] = None
 
     @field_validator("units")
     @classmethod
@@ -180,46 +171,41 @@ class Dense(WithActivation):
             raise ValueError(f"units must be between 1 and 1000000, got {value}")
         return value
 
-    def resolved_units(self, classes: Optional[int]) -> int:
+    def with_classes(self, classes):
+        return self.model_copy(update={"units": classes}) if self.units == "classes" else self
+
+    def output_shape(self, shape):
         if self.units == "classes":
-            if classes is None:
-                raise DlxError("'units: classes' needs the dataset's number of classes.")
-            return classes
-        return self.units
+            raise DlxError("'units: classes' needs the dataset's number of classes.")
+        return (self.units,)
 
-    def output_shape(self, shape, classes=None):
-        return (self.resolved_units(classes),)
-
-    def build(self, shape, classes=None):
-        from archs import modules
-        return modules.chain(modules.linear(shape[0], self.resolved_units(classes), self.use_bias),
+    def build(self, shape):
+        return modules.chain(modules.linear(shape[0], self.output_shape(shape)[0], self.use_bias),
                              modules.activation(self.activation))
 
 
-@register_layer
+@LAYERS.register("Dropout")
 class Dropout(Layer):
     positional: ClassVar = ("rate",)
     rate: float = Field(ge=0.0, lt=1.0, description="fraction of units dropped during training")
 
     def build(self, shape):
-        from torch import nn
-        return nn.Dropout(self.rate)
+        return modules.dropout(self.rate, spatial=False)
 
 
-@register_layer
+@LAYERS.register("SpatialDropout2D")
 class SpatialDropout2D(Dropout):
     wants: ClassVar[str] = "image"
 
     def build(self, shape):
-        from torch import nn
-        return nn.Dropout2d(self.rate)
+        return modules.dropout(self.rate, spatial=True)
 
 
 class Pooling(Layer):
     positional: ClassVar = ("pool_size", "strides", "padding")
     wants: ClassVar[str] = "image"
     pool_size: Pair = 2
-    strides: Optional[Pair] = None
+    strides: Pair | None = None
     padding: Literal["valid", "same"] = "valid"
 
     def geometry(self):
@@ -227,22 +213,18 @@ class Pooling(Layer):
         return kernel, pair(self.strides) if self.strides is not None else kernel
 
     def output_shape(self, shape):
-        (kh, kw), (sh, sw) = self.geometry()
-        c, h, w = shape
-        return (c, conv_out(h, kh, sh, 1, self.padding), conv_out(w, kw, sw, 1, self.padding))
+        return conv_out_shape(shape, shape[0], *self.geometry(), 1, self.padding)
 
 
-@register_layer
+@LAYERS.register("MaxPooling2D")
 class MaxPooling2D(Pooling):
     def build(self, shape):
-        from archs import modules
         return modules.pool("max", shape, *self.geometry(), self.padding)
 
 
-@register_layer
+@LAYERS.register("AveragePooling2D")
 class AveragePooling2D(Pooling):
     def build(self, shape):
-        from archs import modules
         return modules.pool("avg", shape, *self.geometry(), self.padding)
 
 
@@ -253,41 +235,54 @@ class GlobalPooling(Layer):
         return (shape[0],)
 
 
-@register_layer
+@LAYERS.register("GlobalAveragePooling2D")
 class GlobalAveragePooling2D(GlobalPooling):
     def build(self, shape):
-        from archs import modules
         return modules.global_pool("avg")
 
 
-@register_layer
+@LAYERS.register("GlobalMaxPooling2D")
 class GlobalMaxPooling2D(GlobalPooling):
     def build(self, shape):
-        from archs import modules
         return modules.global_pool("max")
 
 
-@register_layer
+@LAYERS.register("Flatten")
 class Flatten(Layer):
     def output_shape(self, shape):
         return (math.prod(shape),)
 
     def build(self, shape):
-        from torch import nn
-        return nn.Flatten()
+        return modules.flatten()
 
 
-@register_layer
+@LAYERS.register("Residual")
 class Residual(Layer):
     """`layers` plus the block's input; a 1×1 conv shortcut when channels or size change."""
 
     layers: list[Any] = Field(min_length=1)
     shortcut_bn: bool = Field(False, description="a BatchNormalization after the projection shortcut")
     shortcut_use_bias: bool = Field(True, description="the projection's bias; Keras ResNets drop it before the BN")
-    activation: Optional[ActivationName] = Field(None, description="applied after the addition")
+    activation: ActivationName | None = Field(None, description="applied after the addition")
+
+    def shortcut(self, in_shape: tuple, out_shape: tuple, key: str) -> list[Layer]:
+        """The shortcut's layers: none when the body keeps the shape, else a projection (a strided 1×1 Conv2D,
+        optionally followed by BatchNormalization, or a Dense for flat features). `key` places the errors."""
+        if in_shape == out_shape:
+            return []
+        if len(in_shape) != len(out_shape):
+            raise DlxError("a Residual block must keep its input an image or flat, not change between them.", key=key)
+        if len(in_shape) == 1:
+            return [Dense(units=out_shape[0], use_bias=self.shortcut_use_bias)]
+        stride = projection_stride(in_shape, out_shape)
+        if stride is None:
+            raise DlxError(f"the Residual body maps {describe(in_shape)} to {describe(out_shape)}, which no strided "
+                           "1×1 shortcut can match; use padding: same inside the block.", key=f"{key}.shortcut")
+        projection = Conv2D(filters=out_shape[0], kernel_size=1, strides=stride, use_bias=self.shortcut_use_bias)
+        return [projection, BatchNormalization()] if self.shortcut_bn else [projection]
 
 
-@register_layer
+@LAYERS.register("Repeat")
 class Repeat(Layer):
     """`layers` repeated `times` times (0 removes them), so depth is one number a search can vary."""
 

@@ -23,6 +23,11 @@ def summary(config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).
     shape, classes = summary_inputs(input_shape, classes)
     spec = load_spec(config, set)
     with located_in(config):
+        if shape is None or classes is None:  # the dataset supplies only what is not given
+            from train.data import dataset_info
+            info = dataset_info(spec.data)
+            shape = info.input_shape if shape is None else shape
+            classes = info.classes if classes is None else classes
         result = summarize(spec, shape, classes)
     if json:
         print_json(result)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archs.builder import build_model, check_forward, count_params
+from archs import build_model, count_params
 from experiment.schema import ModelSpec
+from tests.archs.conftest import check_forward
 
 
 def build(layers, input_shape, classes=None, **vars):

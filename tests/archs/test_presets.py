@@ -4,13 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archs.builder import build_model, check_forward
-from archs.parse import presets
-from archs.registry import LAYERS
+from archs import LAYERS, PRESETS, build_model
 from experiment.schema import ModelSpec
+from tests.archs.conftest import check_forward
 
 
-@pytest.mark.parametrize("name", sorted(presets()))
+@pytest.mark.parametrize("name", PRESETS.names())
 @pytest.mark.parametrize("input_shape", [(1, 8, 8), (3, 32, 32)])
 def test_preset_builds_and_runs(name, input_shape):
     model = build_model(ModelSpec(preset=name), input_shape, 10)
