@@ -42,8 +42,11 @@ def linear(in_features, out_features, bias) -> nn.Linear:
 def batch_norm(shape, momentum, eps, center, scale) -> nn.Module:
     cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
     norm = cls(shape[0], eps=eps, momentum=momentum, affine=center or scale)
-    if norm.affine and not (center and scale):  # Keras can drop beta or gamma alone: freeze the one dropped
-        (norm.bias if not center else norm.weight).requires_grad_(False)
+    if norm.affine and not (center and scale):  # Keras can drop beta or gamma alone: it has no such weight, so
+        name = "bias" if not center else "weight"  # it is a constant buffer here, neither trained nor counted
+        constant = getattr(norm, name).detach().clone()
+        delattr(norm, name)
+        norm.register_buffer(name, constant)
     return norm
 
 

@@ -1,4 +1,6 @@
-"""Parameter counts and output shapes equal Keras's, computed here from Keras's formulas."""
+"""Parameter counts and output shapes equal Keras's, computed here from Keras's formulas. The numbers written
+in these tests are what Keras 3.15.1 (`model.summary()`, `count_params()`) prints for the same models;
+`test_real_keras.py` builds models in real Keras and compares row by row."""
 from __future__ import annotations
 
 import pytest
