@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from core.errors import DlxError
+from experiment.datasets import DATASETS
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn", "image_folder", "npz")
 UnitInterval = Annotated[float, Field(ge=0.0, lt=1.0)]
 MAX_IMAGE_SIDE = 4096  # pixels per side: a 15000×15000 image set fills memory before the first batch
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -27,7 +28,7 @@ class AugmentSpec(Section):
 
 
 class DataSpec(Section):
-    dataset: str = Field("digits", description="one of " + ", ".join(DATASETS))
+    dataset: str = Field("digits", description="one of " + ", ".join(DATASETS.names()))
     root: str = Field("data", description="folder holding torchvision datasets in their on-disk formats")
     download: bool = Field(False, description="let torchvision download missing files (needs a network)")
     path: Optional[str] = Field(None, description="image_folder: the folder of class folders; npz: the .npz file")
@@ -52,15 +53,16 @@ class DataSpec(Section):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
-        from core.errors import did_you_mean
-        if value not in DATASETS:
-            raise ValueError(f"unknown dataset '{value}'; expected one of: {', '.join(DATASETS)}.{did_you_mean(value, DATASETS)}")
-        return value
+        try:
+            return DATASETS.canonical(value)  # `Fashion-MNIST` → `fashion_mnist`, as every registry matches names
+        except DlxError as exc:
+            raise ValueError(exc.message) from None
 
     @model_validator(mode="after")
     def _path_needed(self):
-        if self.dataset in ("image_folder", "npz") and not self.path:
-            raise ValueError(f"dataset '{self.dataset}' needs 'path:' (the {'folder of class folders' if self.dataset == 'image_folder' else '.npz file'})")
+        needs = DATASETS.get(self.dataset).path
+        if needs and not self.path:
+            raise ValueError(f"dataset '{self.dataset}' needs 'path:' (the {needs})")
         return self
 
 

@@ -5,18 +5,24 @@ from pathlib import Path
 
 import torch
 
-from core.errors import DlxError
+from archs.builder import build_model
 from archs.check import validate_spec
+from core.errors import DlxError
 from train.checkpoint import load_checkpoint
+from train.data import load_splits
+from train.data.tensors import TensorData
+from train.device import pick_device
 from train.inputs import InputContract, check_dataset
+from train.loop import predict_logits
+from train.metrics import confusion_counts
+from train.rundir import RunFolder
 
-SPLITS = ("val", "test")
+SPLITS = ("val", "test")  # the held-out splits a run (or ensemble) can be scored on
 
 
 def load_run_model(run_dir: str | Path, device="cpu"):
     """(model, spec, checkpoint) from a run folder's best.pt, loaded without executing code."""
-    from archs.builder import build_model
-    path = Path(run_dir) / "checkpoints" / "best.pt"
+    path = RunFolder(run_dir).best
     checkpoint = load_checkpoint(path, device)
     spec = validate_spec(checkpoint["spec"], file=path)
     record = checkpoint["data"]
@@ -32,10 +38,6 @@ def load_run_model(run_dir: str | Path, device="cpu"):
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     """Loss, accuracy and confusion matrix (rows: true class, columns: predicted) of the best checkpoint on
     `split`, re-read from the run's dataset and held to the input contract recorded in the checkpoint."""
-    from train.data import load_splits
-    from train.data.tensors import TensorData
-    from train.device import pick_device
-    from train.loop import predict_logits
     if split not in SPLITS:
         raise DlxError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}.", key="--split")
     model, spec, checkpoint = load_run_model(run_dir)
@@ -49,8 +51,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     loss = torch.nn.functional.cross_entropy(logits, data.y).item()
     predicted = logits.argmax(1)
     classes = logits.shape[1]
-    confusion = torch.zeros(classes, classes, dtype=torch.long)
-    confusion.index_put_((data.y.cpu(), predicted.cpu()), torch.ones(len(data), dtype=torch.long), accumulate=True)
+    confusion = confusion_counts(data.y.cpu().numpy(), predicted.cpu().numpy(), classes)
     return {"run": str(run_dir), "split": split, "samples": len(data), "loss": loss,
             "accuracy": (predicted == data.y).float().mean().item(), "confusion_matrix": confusion.tolist(),
             "class_names": list(checkpoint["data"]["class_names"]), "input_contract": contract.as_dict()}

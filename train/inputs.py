@@ -12,6 +12,10 @@ from typing import Optional
 import numpy as np
 
 from core.errors import DlxError
+from core.lazy import lazy_module
+from experiment.schema import MAX_IMAGE_SIDE
+
+torch = lazy_module("torch")  # only --resize needs it
 
 BYTE = (0.0, 255.0)  # 8-bit images
 UNIT = (0.0, 1.0)  # fractions, as dlx stores digits and as most float image data come
@@ -45,7 +49,6 @@ class InputContract:
 
     @classmethod
     def from_record(cls, record: dict, file=None) -> "InputContract":
-        from experiment.schema import MAX_IMAGE_SIDE
         shape = tuple(record["input_shape"])
         if len(shape) == 3 and max(shape[1:]) > MAX_IMAGE_SIDE:  # or --resize would upscale to it, gigabytes
             raise DlxError(f"the checkpoint records inputs of {shape[1]}×{shape[2]} pixels, over the limit of "
@@ -162,7 +165,6 @@ def match_size(x: np.ndarray, contract: InputContract, source, resize: bool, not
                        f"{tuple(contract.shape)}); this input is {have[0]}×{have[1]} (samples of shape "
                        f"{tuple(x.shape[1:])}). Give --resize to resize it (bilinear), or resize it yourself.",
                        file=source)
-    import torch
     notices.append(f"resized {have[0]}×{have[1]} → {want[0]}×{want[1]} (bilinear, --resize).")
     tensor = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(x)), size=want, mode="bilinear",
                                              align_corners=False, antialias=True)

@@ -8,14 +8,18 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
 from core.errors import DlxError
+from experiment.schema import ExperimentSpec
 from train.bn_stats import recalibration_images, recompute_bn_stats
+from train.data.tensors import TensorData
+from train.device import DevicePlan
 from train.diagnose import epoch_warnings
+from train.progress import Silent
 
 
 class NonFiniteLoss(DlxError):
@@ -40,6 +44,28 @@ class TrainState:
     best_score: Optional[float] = None
     bad_epochs: int = 0
     warnings: list = field(default_factory=list)  # train.diagnose: each kind once a run, kept across resumes
+
+
+@dataclass
+class TrainingSession:
+    """What training works with, built once (train.run) and passed whole to `fit`."""
+
+    spec: ExperimentSpec
+    model: torch.nn.Module  # the weights: saved, batch-norm recalibrated
+    runner: torch.nn.Module  # what runs the batches: the model, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # stepped once per batch
+    generator: torch.Generator  # batch order and augmentation
+    plan: DevicePlan
+    data_train: TensorData
+    data_val: TensorData
+    augment: Optional[Callable]
+    classes: int  # for the class-balance warnings of train.diagnose
+    progress: Silent = field(default_factory=Silent)  # what a person sees (train.progress)
+
+    @property
+    def bn_images(self) -> int:
+        return recalibration_images(self.spec.train.precise_bn, len(self.data_train))
 
 
 @contextlib.contextmanager
@@ -73,10 +99,11 @@ def better(metric: str, row: dict, best_row: Optional[dict], min_delta: float = 
     return value > best + min_delta or (value == best and row["val_loss"] < best_row["val_loss"])
 
 
-def train_epoch(model, data, optimizer, scheduler, spec, generator, augment, plan, progress, epoch) -> EpochStats:
-    model.train()
-    batch_size = spec.train.batch_size
-    batches = max(1, math.ceil(len(data) / batch_size))
+def train_epoch(session: TrainingSession, epoch: int) -> EpochStats:
+    """One pass over the training data, one optimiser and schedule step per batch."""
+    runner, data, settings, plan = session.runner, session.data_train, session.spec.train, session.plan
+    runner.train()
+    batches = max(1, math.ceil(len(data) / settings.batch_size))
     device = data.y.device
     losses = torch.zeros(batches, device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -87,20 +114,26 @@ def train_epoch(model, data, optimizer, scheduler, spec, generator, augment, pla
         done = max(1, seen)
         return float(losses.sum()) / done, float(correct) / done
 
-    for index, (x, y) in enumerate(data.batches(batch_size, generator, augment)):
+    for index, (x, y) in enumerate(data.batches(settings.batch_size, session.generator, session.augment)):
         with plan.autocast():
-            logits = model(plan.inputs(x))
-            loss = F.cross_entropy(logits, y, label_smoothing=spec.train.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+            logits = runner(plan.inputs(x))
+            loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
+        session.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if spec.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.train.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        if settings.grad_clip:
+            torch.nn.utils.clip_grad_norm_(runner.parameters(), settings.grad_clip)
+        session.optimizer.step()
+        session.scheduler.step()
         losses[index] = loss.detach().float() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
-        progress.batch(index, seen, running)
+        session.progress.batch(index, seen, running)
+    _check_finite(losses, epoch, batches)
+    seconds = time.perf_counter() - start
+    return EpochStats(float(losses.sum()) / max(1, seen), float(correct) / max(1, seen), seen, seconds)
+
+
+def _check_finite(losses: torch.Tensor, epoch: int, batches: int) -> None:
     finite = torch.isfinite(losses)
     if not bool(finite.all()):
         bad = int((~finite).nonzero()[0])
@@ -108,8 +141,6 @@ def train_epoch(model, data, optimizer, scheduler, spec, generator, augment, pla
         raise NonFiniteLoss(f"the training loss became non-finite (NaN or inf) at epoch {epoch}, batch {bad + 1} of "
                             f"{batches}; training stopped and {kept}. Check the data for NaN/inf values, or try a "
                             "lower train.optimizer.lr, train.grad_clip or batch normalisation.", key="train")
-    seconds = time.perf_counter() - start
-    return EpochStats(float(losses.sum()) / max(1, seen), float(correct) / max(1, seen), seen, seconds)
 
 
 @torch.inference_mode()
@@ -133,32 +164,24 @@ def evaluate(model, data, plan, batch_size: int = 1024) -> tuple[float, float]:
     return loss, accuracy
 
 
-def fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generator, augment, plan, state: TrainState,
-        progress, save: Callable, on_epoch: Optional[Callable] = None, *, classes: int = 0) -> TrainState:
-    """Train from state.epoch + 1 to spec.train.epochs; `save(state, improved)` persists each epoch.
+def fit(session: TrainingSession, state: TrainState, save: Callable[[TrainState, bool], None],
+        on_epoch: Optional[Callable] = None) -> TrainState:
+    """Train from state.epoch + 1 to spec.train.epochs; `save(state, improved)` persists each epoch (the run
+    folder's `RunWriter.save`), then `on_epoch(epoch, row)` is called.
 
     Before each validation the batch-norm statistics are recomputed for the current weights (train.precise_bn),
     so the metrics, best.pt and last.pt all describe one and the same model."""
-    metric, stopping = spec.train.metric, spec.train.early_stopping
-    bn_images = recalibration_images(spec.train.precise_bn, len(data_train))
-    while state.epoch < spec.train.epochs:
+    settings, progress = session.spec.train, session.progress
+    metric, stopping = settings.metric, settings.early_stopping
+    while state.epoch < settings.epochs:
         epoch = state.epoch + 1
-        progress.start_epoch(epoch, spec.train.epochs, max(1, math.ceil(len(data_train) / spec.train.batch_size)))
-        lr = optimizer.param_groups[0]["lr"]
-        stats = train_epoch(runner, data_train, optimizer, scheduler, spec, generator, augment, plan, progress, epoch)
-        bn_start = time.perf_counter()
-        recompute_bn_stats(model, data_train, bn_images, spec.train.batch_size, plan, spec.seed)
-        bn_seconds = time.perf_counter() - bn_start
-        val_loss, val_accuracy = evaluate(runner, data_val, plan)
-        row = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy, "val_loss": val_loss,
-               "val_accuracy": val_accuracy, "lr": lr, "seconds": stats.seconds,
-               "images_per_second": stats.images / max(stats.seconds, 1e-9), "bn_seconds": bn_seconds}
-        score = row[metric]
+        progress.start_epoch(epoch, settings.epochs, max(1, math.ceil(len(session.data_train) / settings.batch_size)))
+        row = run_epoch(session, epoch)
         best_row = state.history[state.best_epoch - 1] if state.best_epoch else None
         improved = better(metric, row, best_row, stopping.min_delta)
-        best = (epoch, score, 0) if improved else (state.best_epoch, state.best_score, state.bad_epochs + 1)
+        best = (epoch, row[metric], 0) if improved else (state.best_epoch, state.best_score, state.bad_epochs + 1)
         history = state.history + [row]
-        raised = epoch_warnings(history, classes, state.warnings)
+        raised = epoch_warnings(history, session.classes, state.warnings)
         done = TrainState(epoch, history, *best, warnings=state.warnings + raised)
         with deferred_sigint():  # the state moves on only together with its checkpoint
             save(done, improved)
@@ -172,3 +195,18 @@ def fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generat
             progress.note(f"early stopping: {metric} has not improved for {state.bad_epochs} epochs.")
             break
     return state
+
+
+def run_epoch(session: TrainingSession, epoch: int) -> dict:
+    """Train one epoch, recalibrate batch norm, validate: the epoch's row of metrics."""
+    settings = session.spec.train
+    lr = session.optimizer.param_groups[0]["lr"]
+    stats = train_epoch(session, epoch)
+    bn_start = time.perf_counter()
+    recompute_bn_stats(session.model, session.data_train, session.bn_images, settings.batch_size, session.plan,
+                       session.spec.seed)
+    bn_seconds = time.perf_counter() - bn_start
+    val_loss, val_accuracy = evaluate(session.runner, session.data_val, session.plan)
+    return {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy, "val_loss": val_loss,
+            "val_accuracy": val_accuracy, "lr": lr, "seconds": stats.seconds,
+            "images_per_second": stats.images / max(stats.seconds, 1e-9), "bn_seconds": bn_seconds}

@@ -2,47 +2,70 @@
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from core.errors import DlxError
+from core.registry import Registry
 
-OPTIMIZERS = {
-    "sgd": lambda p, o, **fast: torch.optim.SGD(p, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                                                nesterov=o.nesterov and o.momentum > 0, **fast),
-    "adam": lambda p, o, **fast: torch.optim.Adam(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **fast),
-    "adamw": lambda p, o, **fast: torch.optim.AdamW(p, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **fast),
-    "rmsprop": lambda p, o, **fast: torch.optim.RMSprop(p, lr=o.lr, momentum=o.momentum,
-                                                        weight_decay=o.weight_decay, **fast),
-}
-FUSED = {"sgd", "adam", "adamw"}  # one kernel per step instead of a Python loop over parameters
+
+@dataclass(frozen=True)
+class OptimizerKind:
+    cls: type  # the torch optimiser
+    settings: Callable[..., dict]  # OptimizerSpec → its keyword arguments
+    fused: bool = False  # has a one-kernel-per-step implementation instead of a Python loop over parameters
+
+
+OPTIMIZERS: Registry[OptimizerKind] = Registry("optimizer", key="train.optimizer.name")
+OPTIMIZERS.register("sgd", OptimizerKind(torch.optim.SGD, lambda o: dict(
+    lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov and o.momentum > 0), fused=True))
+OPTIMIZERS.register("adam", OptimizerKind(torch.optim.Adam, lambda o: dict(
+    lr=o.lr, betas=o.betas, weight_decay=o.weight_decay), fused=True))
+OPTIMIZERS.register("adamw", OptimizerKind(torch.optim.AdamW, lambda o: dict(
+    lr=o.lr, betas=o.betas, weight_decay=o.weight_decay), fused=True))
+OPTIMIZERS.register("rmsprop", OptimizerKind(torch.optim.RMSprop, lambda o: dict(
+    lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)))
 
 
 def make_optimizer(model: torch.nn.Module, spec) -> torch.optim.Optimizer:
-    params = list(model.parameters())
+    kind = OPTIMIZERS.get(spec.name)
+    params, settings = list(model.parameters()), kind.settings(spec)
     try:
-        if spec.name in FUSED:
+        if kind.fused:
             try:
-                return OPTIMIZERS[spec.name](params, spec, fused=True)
+                return kind.cls(params, **settings, fused=True)
             except RuntimeError:  # a device without fused kernels: fall back to the default implementation
                 pass
-        return OPTIMIZERS[spec.name](params, spec)
+        return kind.cls(params, **settings)
     except ValueError as exc:  # torch's own range checks, e.g. betas outside [0, 1)
         raise DlxError(f"{spec.name} rejects these settings: {exc}.", key="train.optimizer") from None
+
+
+# Learning-rate curves after warm-up: (schedule, base_lr, steps_per_epoch, total steps) → step → multiplier.
+def _constant(schedule, base_lr: float, steps_per_epoch: int, total: int) -> Callable[[int], float]:
+    return lambda step: 1.0
+
+
+def _cosine(schedule, base_lr: float, steps_per_epoch: int, total: int) -> Callable[[int], float]:
+    min_ratio = schedule.min_lr / base_lr
+    return lambda step: min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def _step(schedule, base_lr: float, steps_per_epoch: int, total: int) -> Callable[[int], float]:
+    return lambda step: schedule.gamma ** (step // (schedule.step_size * steps_per_epoch))
+
+
+CURVES = {"none": _constant, "cosine": _cosine, "step": _step}
 
 
 def lr_factor(schedule, base_lr: float, steps_per_epoch: int, epochs: int):
     """Multiplier of the base learning rate at each optimizer step (stepped once per batch)."""
     warmup = schedule.warmup_epochs * steps_per_epoch
     total = max(1, epochs * steps_per_epoch - warmup)
-    min_ratio = schedule.min_lr / base_lr
-
-    def after_warmup(step: int) -> float:
-        if schedule.name == "cosine":
-            return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-        if schedule.name == "step":
-            return schedule.gamma ** (step // (schedule.step_size * steps_per_epoch))
-        return 1.0
+    after_warmup = CURVES[schedule.name](schedule, base_lr, steps_per_epoch, total)
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -52,16 +75,29 @@ def lr_factor(schedule, base_lr: float, steps_per_epoch: int, epochs: int):
     return factor
 
 
-def make_scheduler(optimizer, schedule, base_lr: float, steps_per_epoch: int, epochs: int):
-    if schedule.name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base_lr, total_steps=max(2, steps_per_epoch * epochs))
+SCHEDULERS: Registry[Callable] = Registry("scheduler", key="train.scheduler.name")
+
+
+def _warmed_up(optimizer, schedule, base_lr: float, steps_per_epoch: int, epochs: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(schedule, base_lr, steps_per_epoch, epochs))
+
+
+for _name in CURVES:
+    SCHEDULERS.register(_name, _warmed_up)
+
+
+@SCHEDULERS.register("onecycle")
+def _onecycle(optimizer, schedule, base_lr: float, steps_per_epoch: int, epochs: int):
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base_lr, total_steps=max(2, steps_per_epoch * epochs))
+
+
+def make_scheduler(optimizer, schedule, base_lr: float, steps_per_epoch: int, epochs: int):
+    return SCHEDULERS.get(schedule.name)(optimizer, schedule, base_lr, steps_per_epoch, epochs)
 
 
 def continue_schedule(scheduler, step: int) -> None:
     """Move a schedule built for a new total number of epochs to optimizer step `step` of a run trained further:
     the learning rate (and onecycle's momentum) becomes what that schedule gives at this step."""
-    import warnings
     scheduler.last_epoch = step
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns when get_lr() is called outside step(); here that is the point

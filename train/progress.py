@@ -6,6 +6,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 class Silent:
@@ -40,7 +41,6 @@ class LiveBar(EpochLines):
     """A rich progress bar per epoch with loss, accuracy and images/s."""
 
     def __init__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         super().__init__(Console(stderr=True, highlight=False))
         self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}  {task.fields[speed]}"),

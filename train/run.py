@@ -1,4 +1,7 @@
-"""`dlx train` as a Python function: spec → run folder with metrics, checkpoints and summary."""
+"""`dlx train` as a Python function: spec → run folder with metrics, checkpoints and summary.
+
+`train` opens the run folder (new, or resumed), loads the data, builds a `TrainingSession`, restores it when
+resuming, runs `train.loop.fit`, and writes the final summary; `RunWriter` writes the files as it goes."""
 from __future__ import annotations
 
 import os
@@ -11,16 +14,24 @@ from typing import Callable, Optional
 
 import torch
 
-from core.errors import DlxError
+from archs.builder import build_model, count_params
 from archs.check import validate_spec
+from core.errors import DlxError
 from experiment.load import spec_to_dict
 from experiment.schema import ExperimentSpec
-from experiment.yamlio import dump_yaml
-from core.files import atomic_write_json, atomic_write_text
 from train.checkpoint import load_checkpoint, save_checkpoint
+from train.data import Splits, check_split_compatible, load_splits
+from train.data.tensors import TensorData, make_augment
+from train.device import DevicePlan, pick_device
+from train.diagnose import split_warnings
+from train.inputs import input_record
+from train.loop import TrainingSession, TrainState, evaluate, fit
 from train.memory import check_activation_memory
+from train.optim import continue_schedule, make_optimizer, make_scheduler
 from train.outdir import claim
-from train.rundir import new_run_dir, read_split, read_summary, write_metrics, write_summary
+from train.progress import make_progress
+from train.rundir import RunFolder, new_run_dir
+from train.tensorboard import epoch_logger, require_tensorboard
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -44,36 +55,76 @@ class RunResult:
     summary: dict
 
 
+@dataclass
+class Opened:
+    """A run folder claimed for training, the spec it trains with and, when resuming, its last.pt."""
+
+    folder: RunFolder
+    spec: ExperimentSpec
+    checkpoint: Optional[dict] = None
+
+
 def build_for(spec: ExperimentSpec, splits):
-    from archs.builder import build_model
     return build_model(spec.model, splits.input_shape, splits.classes)
 
 
 def data_record(splits) -> dict:
     """Preprocessing that travels with every checkpoint, so a run can be used without its dataset; `input` is
     what the raw training inputs looked like, which `dlx predict` and `dlx evaluate` hold new input to."""
-    from train.inputs import input_record
     return {"mean": splits.mean.tolist(), "std": splits.std.tolist(), "scale": splits.scale,
             "class_names": list(splits.class_names), "input_shape": list(splits.input_shape),
             "input": input_record(splits.x["train"])}
 
 
-def _summary(spec, state, model_params, status, plan, started_wall, extra=None) -> dict:
-    history = state.history
-    best = history[state.best_epoch - 1] if state.best_epoch else {}
-    train_seconds = sum(r["seconds"] for r in history)
-    images = sum(r["images_per_second"] * r["seconds"] for r in history)
-    return {"name": spec.name, "dataset": spec.data.dataset, "status": status, "best_epoch": state.best_epoch,
+class RunWriter:
+    """Writes a run's files as training goes: best/last checkpoints, metrics and the summary."""
+
+    def __init__(self, folder: RunFolder, session: TrainingSession, record: dict, wall_before: float = 0.0):
+        self.folder, self.session, self.record = folder, session, record
+        self.spec_dict = spec_to_dict(session.spec)
+        self.trainable = count_params(session.model)[0]
+        self.wall_before, self.wall_start = wall_before, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.wall_before + time.perf_counter() - self.wall_start
+
+    def save(self, state: TrainState, improved: bool) -> None:
+        """Persist an epoch: best.pt when it improved, last.pt (resumable), metrics and a running summary."""
+        session = self.session
+        weights = {k: v.detach().to("cpu") for k, v in session.model.state_dict().items()}
+        common = {"model": weights, "spec": self.spec_dict, "data": self.record, "epoch": state.epoch,
+                  "metrics": state.history[-1]}
+        if improved:
+            save_checkpoint(self.folder.best, common)
+        if session.spec.output.save_last:
+            save_checkpoint(self.folder.last, {
+                **common, "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "generator": session.generator.get_state()},
+                "train_state": state.__dict__.copy()})
+        self.folder.write_metrics(state.history)
+        self.summary(state, "running")
+
+    def summary(self, state: TrainState, status: str, extra: Optional[dict] = None) -> dict:
+        """Write summary.json for `state` with `status`, and return it."""
+        spec, history = self.session.spec, state.history
+        best = history[state.best_epoch - 1] if state.best_epoch else {}
+        train_seconds = sum(r["seconds"] for r in history)
+        images = sum(r["images_per_second"] * r["seconds"] for r in history)
+        summary = {
+            "name": spec.name, "dataset": spec.data.dataset, "status": status, "best_epoch": state.best_epoch,
             "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"), "test_accuracy": None,
-            "test_loss": None, "trainable_params": model_params, "epochs": state.epoch,
-            "wall_seconds": started_wall + 0.0, "images_per_second": images / train_seconds if train_seconds else None,
-            "device": str(plan.device), "torch_version": torch.__version__,
+            "test_loss": None, "trainable_params": self.trainable, "epochs": state.epoch,
+            "wall_seconds": self.elapsed() + 0.0,
+            "images_per_second": images / train_seconds if train_seconds else None,
+            "device": str(self.session.plan.device), "torch_version": torch.__version__,
             "pid": os.getpid(), "host": socket.gethostname(),  # lets `dlx runs` spot dead runs
             "warnings": list(state.warnings), **(extra or {})}
+        self.folder.write_summary(summary)
+        return summary
 
 
 def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Optional[str | Path] = None,
-          quiet: bool = True, on_epoch: Optional[Callable] = None, progress=None, test: bool = True,
+          quiet: bool = True, on_epoch: Optional[Callable] = None, test: bool = True,
           epochs: Optional[int] = None) -> RunResult:
     """Train `spec` into a new run folder (or `out`), or continue the run folder `resume`.
 
@@ -83,132 +134,124 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
 
     The run folder is locked until training ends (train.outdir): a second writer is refused at once."""
     with ExitStack() as lock:
-        return _train(spec, out, resume, quiet, on_epoch, progress, test, epochs, lock)
+        opened = _open(spec, out, resume, epochs, lock)
+        tensorboard = epoch_logger(opened.folder.path, then=on_epoch) if opened.spec.train.log.tensorboard else None
+        try:
+            plan = pick_device(opened.spec.device)
+            splits = _load_data(opened)
+            session = build_session(opened.spec, splits, plan)
+            state, writer = _start(opened, session, splits, extended=epochs is not None)
+            session.progress = make_progress(quiet)  # a live bar starts drawing at once: only now
+            _announce(session, state, writer, splits, fresh=opened.checkpoint is None)
+            summary = _fit(session, state, writer, splits, tensorboard or on_epoch, test)
+        finally:
+            if tensorboard is not None:
+                tensorboard.close()
+        return RunResult(opened.folder.path, summary)
 
 
-def _train(spec: ExperimentSpec, out, resume, quiet: bool, on_epoch, progress, test: bool, epochs: Optional[int],
-           lock: ExitStack) -> RunResult:
-    """The body of `train`; `lock` holds the run folder's lock (see `_claimed`)."""
-    from archs.builder import count_params
-    from train.data import check_split_compatible, load_splits
-    from train.data.tensors import TensorData, make_augment
-    from train.device import pick_device
-    from train.diagnose import split_warnings
-    from train.loop import TrainState, evaluate, fit
-    from train.optim import make_optimizer, make_scheduler
-    from train.progress import make_progress
-
-    if resume is None and spec.train.log.tensorboard:
-        from train.tensorboard import require_tensorboard
-        require_tensorboard()  # an optional extra: say so before a run folder is made
-    checkpoint = None
+def _open(spec: ExperimentSpec, out, resume, epochs: Optional[int], lock: ExitStack) -> Opened:
+    """Claim the run folder (locked until `lock` closes): `resume`'s, `out`, or a new one in output.dir."""
     if resume is not None:
-        run_dir = Path(resume)
-        last = run_dir / "checkpoints" / "last.pt"
-        if not last.exists():
-            _no_checkpoint(run_dir)
-        held = lock.enter_context(claim(run_dir, "run"))  # before last.pt is read: a second --resume is refused
-        checkpoint = load_checkpoint(last)
-        missing = [key for key in RESUME_KEYS if key not in checkpoint]
-        if missing:
-            raise DlxError(f"this checkpoint lacks {', '.join(missing)}, so it can't continue a run.", file=last)
-        spec = _continue_to(validate_spec(checkpoint["spec"], file=last), checkpoint, run_dir, epochs)
-        held.mark()  # a run from before markers existed says what it is from now on
-    elif out is not None:
-        run_dir = _claimed(lock, out)
-    else:
-        run_dir = _claimed(lock, new_run_dir(spec.output.dir, spec.name))
+        return _open_resumed(Path(resume), epochs, lock)
+    if spec.train.log.tensorboard:
+        require_tensorboard()  # an optional extra: say so before a run folder is made
+    folder = out if out is not None else new_run_dir(spec.output.dir, spec.name)
+    return Opened(RunFolder(_claimed(lock, folder)), spec)
 
-    tensorboard = None
-    if spec.train.log.tensorboard:  # event files in run_dir/tensorboard/, one point per epoch
-        from train.tensorboard import epoch_logger
-        on_epoch = tensorboard = epoch_logger(run_dir, then=on_epoch)
-    plan = pick_device(spec.device)
-    splits = load_splits(spec.data)
-    split_path = run_dir / "split.json"
-    if checkpoint is not None and split_path.exists():
-        reason = check_split_compatible(read_split(run_dir) or {}, splits.split_record)
+
+def _open_resumed(run_dir: Path, epochs: Optional[int], lock: ExitStack) -> Opened:
+    folder = RunFolder(run_dir)
+    if not folder.last.exists():
+        _no_checkpoint(run_dir)
+    held = lock.enter_context(claim(run_dir, "run"))  # before last.pt is read: a second --resume is refused
+    checkpoint = load_checkpoint(folder.last)
+    missing = [key for key in RESUME_KEYS if key not in checkpoint]
+    if missing:
+        raise DlxError(f"this checkpoint lacks {', '.join(missing)}, so it can't continue a run.", file=folder.last)
+    spec = _continue_to(validate_spec(checkpoint["spec"], file=folder.last), checkpoint, run_dir, epochs)
+    held.mark()  # a run from before markers existed says what it is from now on
+    return Opened(folder, spec, checkpoint)
+
+
+def _load_data(opened: Opened) -> Splits:
+    """The run's data, split; a resumed run's split must be the one it started with."""
+    splits = load_splits(opened.spec.data)
+    if opened.checkpoint is not None and opened.folder.split.exists():
+        reason = check_split_compatible(opened.folder.read_split() or {}, splits.split_record)
         if reason:
             raise DlxError(f"the dataset or its split changed since this run started ({reason}); can't resume.",
-                           file=split_path)
+                           file=opened.folder.split)
+    return splits
+
+
+def build_session(spec: ExperimentSpec, splits: Splits, plan: DevicePlan) -> TrainingSession:
+    """Model, optimiser, schedule and data of a fresh run, seeded by `spec.seed`."""
     torch.manual_seed(spec.seed)
     model = build_for(spec, splits)
     check_activation_memory(model, spec.train.batch_size, plan.device, len(splits.y["train"]))
     model = plan.place(model)
     runner = torch.compile(model) if spec.train.compile else model
     data_train = TensorData(splits, "train", plan.device)
-    data_val = TensorData(splits, "val", plan.device)
     steps = max(1, -(-len(data_train) // spec.train.batch_size))
     optimizer = make_optimizer(model, spec.train.optimizer)
     scheduler = make_scheduler(optimizer, spec.train.scheduler, spec.train.optimizer.lr, steps, spec.train.epochs)
-    generator = torch.Generator().manual_seed(spec.seed)
-    state = TrainState()
-    spec_dict = spec_to_dict(spec)
-    if checkpoint is not None:
-        state = _restore(checkpoint, run_dir, model, optimizer, scheduler, generator, extended=epochs is not None)
-        if epochs is not None:  # the run's spec now plans the new total
-            atomic_write_text(run_dir / "config.yaml", dump_yaml(spec_dict))
+    return TrainingSession(spec, model, runner, optimizer, scheduler, torch.Generator().manual_seed(spec.seed), plan,
+                           data_train, TensorData(splits, "val", plan.device), make_augment(spec.data.augment),
+                           splits.classes)
+
+
+def _start(opened: Opened, session: TrainingSession, splits: Splits, extended: bool) -> tuple[TrainState, RunWriter]:
+    """The state training starts from: restored from last.pt, or new with its config and split written."""
+    folder, spec_dict, state = opened.folder, spec_to_dict(opened.spec), TrainState()
+    if opened.checkpoint is not None:
+        state = _restore(opened.checkpoint, folder.path, session, extended=extended)
+        if extended:  # the run's spec now plans the new total
+            folder.write_config(spec_dict)
     else:
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", dump_yaml(spec_dict))
-        atomic_write_json(split_path, splits.split_record)
-    record = data_record(splits)
-    trainable = count_params(model)[0]
-    wall_start = time.perf_counter()
-    wall_before = read_summary(run_dir).get("wall_seconds") or 0.0 if checkpoint else 0.0
+        folder.checkpoints.mkdir(exist_ok=True)
+        folder.write_config(spec_dict)
+        folder.write_split(splits.split_record)
+    wall_before = folder.read_summary().get("wall_seconds") or 0.0 if opened.checkpoint else 0.0
+    return state, RunWriter(folder, session, data_record(splits), wall_before)
 
-    def elapsed():
-        return wall_before + time.perf_counter() - wall_start
 
-    def save(current: TrainState, improved: bool) -> None:
-        weights = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-        common = {"model": weights, "spec": spec_dict, "data": record, "epoch": current.epoch,
-                  "metrics": current.history[-1]}
-        if improved:
-            save_checkpoint(run_dir / "checkpoints" / "best.pt", common)
-        if spec.output.save_last:
-            save_checkpoint(run_dir / "checkpoints" / "last.pt", {
-                **common, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
-                "train_state": current.__dict__.copy()})
-        write_metrics(run_dir, current.history)
-        write_summary(run_dir, _summary(spec, current, trainable, "running", plan, elapsed()))
-
-    progress = progress or make_progress(quiet)
-    progress.note(f"run folder: {run_dir}")  # at the start too, so it can be watched (or found after a crash)
-    if checkpoint is None:
+def _announce(session: TrainingSession, state: TrainState, writer: RunWriter, splits: Splits, fresh: bool) -> None:
+    """Say where the run is (at the start too, so it can be watched or found after a crash), warn about the
+    split of a fresh run, and write the first summary."""
+    session.progress.note(f"run folder: {writer.folder.path}")
+    if fresh:
         state.warnings = split_warnings(splits.y, splits.class_names)
         for raised in state.warnings:
-            progress.note(f"warning: {raised['message']}")
-    write_summary(run_dir, _summary(spec, state, trainable, "running", plan, elapsed()))
+            session.progress.note(f"warning: {raised['message']}")
+    writer.summary(state, "running")
+
+
+def _fit(session: TrainingSession, state: TrainState, writer: RunWriter, splits: Splits, on_epoch, test: bool) -> dict:
+    """Train, score the best checkpoint on the test data (once, at the end), and write the final summary;
+    an interruption or failure is recorded in the summary before it propagates."""
     test_loss = test_accuracy = None
     try:
-        state = fit(model, runner, data_train, data_val, optimizer, scheduler, spec, generator, make_augment(spec.data.augment),
-                    plan, state, progress, save, on_epoch, classes=splits.classes)
-        progress.close()
-        if test and state.best_epoch and (run_dir / "checkpoints" / "best.pt").exists():  # test data: once, at the end
-            model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt", plan.device)["model"])
-            test_loss, test_accuracy = evaluate(model, TensorData(splits, "test", plan.device), plan)
+        state = fit(session, state, writer.save, on_epoch)
+        session.progress.close()
+        if test and state.best_epoch and writer.folder.best.exists():
+            plan = session.plan
+            session.model.load_state_dict(load_checkpoint(writer.folder.best, plan.device)["model"])
+            test_loss, test_accuracy = evaluate(session.model, TensorData(splits, "test", plan.device), plan)
     except KeyboardInterrupt:
-        progress.close()
-        write_summary(run_dir, _summary(spec, state, trainable, "interrupted", plan, elapsed()))
-        raise TrainingInterrupted(run_dir, state.epoch) from None
+        session.progress.close()
+        writer.summary(state, "interrupted")
+        raise TrainingInterrupted(writer.folder.path, state.epoch) from None
     except DlxError as exc:
-        progress.close()
-        write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed(), {"error": exc.message}))
-        raise DlxError(exc.message, file=exc.file or run_dir, key=exc.key) from None
+        session.progress.close()
+        writer.summary(state, "failed", {"error": exc.message})
+        raise DlxError(exc.message, file=exc.file or writer.folder.path, key=exc.key) from None
     except BaseException:
-        progress.close()
-        write_summary(run_dir, _summary(spec, state, trainable, "failed", plan, elapsed()))
+        session.progress.close()
+        writer.summary(state, "failed")
         raise
-    finally:
-        if tensorboard is not None:
-            tensorboard.close()
-    summary = _summary(spec, state, trainable, "finished", plan, elapsed(),
-                       {"test_accuracy": test_accuracy, "test_loss": test_loss,
-                        "stopped_early": state.epoch < spec.train.epochs})
-    write_summary(run_dir, summary)
-    return RunResult(run_dir, summary)
+    return writer.summary(state, "finished", {"test_accuracy": test_accuracy, "test_loss": test_loss,
+                                              "stopped_early": state.epoch < session.spec.train.epochs})
 
 
 def _claimed(lock: ExitStack, folder: str | Path) -> Path:
@@ -216,28 +259,26 @@ def _claimed(lock: ExitStack, folder: str | Path) -> Path:
     Anything else there (an ensemble, the user's files) is refused and left unchanged, and so is a run that
     recorded an epoch (even without last.pt); a run killed before its first epoch was saved is started again."""
     held = lock.enter_context(claim(folder, "run"))
-    if (held.path / "checkpoints" / "last.pt").exists() or (held.path / "metrics.jsonl").exists():
+    if RunFolder(held.path).holds_epochs():
         raise DlxError(f"{held.path} already holds a run; use --resume {held.path} to continue it, or another "
                        "--out.")
     held.mark()
     return held.path
 
 
-def _restore(checkpoint: dict, run_dir: Path, model, optimizer, scheduler, generator, extended: bool = False):
+def _restore(checkpoint: dict, run_dir: Path, session: TrainingSession, extended: bool = False) -> TrainState:
     """Put model, optimizer, schedule and both random generators back as they were after the saved epoch.
 
     `extended` (trained past its planned epochs): the schedule, built for the new total, moves to the saved
     step instead of being loaded, and early stopping's patience starts again."""
-    from train.loop import TrainState
-    from train.optim import continue_schedule
     try:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        session.model.load_state_dict(checkpoint["model"])
+        session.optimizer.load_state_dict(checkpoint["optimizer"])
         if extended:
-            continue_schedule(scheduler, checkpoint["scheduler"]["last_epoch"])
+            continue_schedule(session.scheduler, checkpoint["scheduler"]["last_epoch"])
         else:
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["rng"]["generator"])
+            session.scheduler.load_state_dict(checkpoint["scheduler"])
+        session.generator.set_state(checkpoint["rng"]["generator"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
         state = TrainState(**checkpoint["train_state"])
         if extended:
@@ -254,7 +295,7 @@ def _continue_to(spec: ExperimentSpec, checkpoint: dict, run_dir: Path, epochs: 
     A finished run is refused without `epochs`: resuming it would only rewrite its summary."""
     done = int((checkpoint.get("train_state") or {}).get("epoch", 0))
     if epochs is None:
-        summary = read_summary(run_dir)  # a damaged one is refused, naming the field
+        summary = RunFolder(run_dir).read_summary()  # a damaged one is refused, naming the field
         if summary.get("status") == "finished":
             how = "stopped early after" if summary.get("stopped_early") else "trained for"
             raise RunAlreadyFinished(f"{run_dir} has already finished ({how} {done} epochs), so there is nothing to "

@@ -6,10 +6,12 @@ import io
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import DlxError
 from core.files import atomic_write_json, atomic_write_text, strict_json
+from experiment.yamlio import dump_yaml
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
                   "images_per_second", "bn_seconds"]
@@ -45,21 +47,6 @@ def ensure_writable(folder: str | Path) -> Path:
         raise DlxError(f"the output folder can't be written ({exc.strerror}); choose another with --out or "
                        "output.dir.", file=folder) from None
     return folder
-
-
-def write_metrics(run_dir: Path, history: list[dict]) -> None:
-    """Rewrite metrics.jsonl and metrics.csv from the full history (atomic, so never half-written)."""
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(strict_json(row) + "\n" for row in history))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
-
-
-def write_summary(run_dir: Path, summary: dict) -> None:
-    atomic_write_json(run_dir / "summary.json", summary)
-
 
 
 # What dlx reads back from a run folder, each field with the types it may hold (None: may be null or absent).
@@ -116,21 +103,107 @@ def read_record(path: Path, fields: dict, hint: str = "") -> dict | None:
 
 
 SUMMARY_HINT = " Restore it, or delete it: dlx train --resume writes a new one."
+SPLIT_HINT = " Restore it from a copy of the run."
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder's files by name, and their validated readers and atomic writers."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_jsonl(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    def holds_epochs(self) -> bool:
+        """Whether a run here recorded an epoch (even without last.pt)."""
+        return self.last.exists() or self.metrics_jsonl.exists()
+
+    def read_summary(self) -> dict:
+        """summary.json with its fields of the expected types ({} when there is none)."""
+        return read_record(self.summary, SUMMARY_FIELDS, SUMMARY_HINT) or {}
+
+    def read_split(self) -> dict | None:
+        """split.json (the saved validation/test indices) as a mapping, or None when there is none."""
+        return read_record(self.split, {"dataset": str}, SPLIT_HINT)
+
+    def read_metrics(self) -> list[dict]:
+        """metrics.jsonl, one checked row per epoch ([] when there is none)."""
+        return read_metric_rows(self.metrics_jsonl)
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """Rewrite metrics.jsonl and metrics.csv from the full history (atomic, so never half-written)."""
+        atomic_write_text(self.metrics_jsonl, "".join(strict_json(row) + "\n" for row in history))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_text(self.metrics_csv, buffer.getvalue())
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_json(self.summary, summary)
+
+    def write_split(self, record: dict) -> None:
+        atomic_write_json(self.split, record)
+
+    def write_config(self, spec_dict: dict) -> None:
+        atomic_write_text(self.config, dump_yaml(spec_dict))
 
 
 def read_summary(run_dir: Path) -> dict:
-    """summary.json with its fields of the expected types ({} when there is none)."""
-    return read_record(Path(run_dir) / "summary.json", SUMMARY_FIELDS, SUMMARY_HINT) or {}
+    return RunFolder(run_dir).read_summary()
 
 
 def read_split(run_dir: Path) -> dict | None:
-    """split.json (the saved validation/test indices) as a mapping, or None when there is none."""
-    return read_record(Path(run_dir) / "split.json", {"dataset": str}, " Restore it from a copy of the run.")
+    return RunFolder(run_dir).read_split()
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.jsonl, one checked row per epoch ([] when there is none)."""
-    path = Path(run_dir) / "metrics.jsonl"
+    return RunFolder(run_dir).read_metrics()
+
+
+def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    RunFolder(run_dir).write_metrics(history)
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    RunFolder(run_dir).write_summary(summary)
+
+
+def read_metric_rows(path: Path) -> list[dict]:
+    """A metrics.jsonl file, one checked row per epoch ([] when there is none)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:

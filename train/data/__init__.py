@@ -11,11 +11,10 @@ from typing import Optional
 import numpy as np
 
 from core.errors import DlxError
+from experiment.datasets import DATASETS
 from train.data.split import fingerprint, stratified_split
 
-_STATIC_INFO = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10),
-                "kmnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
-                "svhn": ((3, 32, 32), 10)}
+__all__ = ["DatasetInfo", "Splits", "check_split_compatible", "dataset_info", "load_splits"]
 
 
 @dataclass
@@ -47,9 +46,9 @@ class Splits:
 
 def dataset_info(data) -> DatasetInfo:
     """Input shape and class count, without loading the data where they are known."""
-    if data.dataset in _STATIC_INFO:
-        shape, classes = _STATIC_INFO[data.dataset]
-        return DatasetInfo(shape, classes)
+    entry = DATASETS.get(data.dataset)
+    if entry.input_shape is not None:
+        return DatasetInfo(entry.input_shape, entry.classes)
     splits = load_splits(data)
     return DatasetInfo(splits.input_shape, splits.classes)
 
@@ -75,8 +74,7 @@ def load_splits(data) -> Splits:
 
 
 def _load_splits(data) -> Splits:
-    from train.data.sources import SOURCES
-    raw = SOURCES[data.dataset](data)
+    raw = DATASETS.get(data.dataset).load_function()(data)
     if len(raw.x_train) < 4:
         raise DlxError(f"the training set has only {len(raw.x_train)} samples; at least 4 are needed.", key="data")
     classes = len(raw.class_names)

@@ -6,7 +6,6 @@ only admits numpy arrays and plain containers), SVHN .mat files, image folders a
 from __future__ import annotations
 
 import contextlib
-
 import gzip
 import pickle
 import zlib
@@ -15,6 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import DlxError
+from core.lazy import lazy_module
+
+Image = lazy_module("PIL.Image")  # image folders and `dlx predict` only: keeps other start-ups light
+scipy_io = lazy_module("scipy.io")  # SVHN only
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -70,9 +73,8 @@ def read_cifar_batch(path: Path, label_key: str = "labels") -> tuple[np.ndarray,
 
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.io import loadmat
     try:
-        mat = loadmat(str(path))
+        mat = scipy_io.loadmat(str(path))
     except (ValueError, TypeError, OSError, NotImplementedError) as exc:
         raise DlxError(f"can't read this .mat file ({exc}).", file=path) from None
     if "X" not in mat or "y" not in mat:
@@ -105,7 +107,6 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 def open_image(path: Path):
     """PIL's Image.open, with unreadable files and decompression bombs (a few KB that decode to gigabytes)
     turned into one-paragraph errors naming the file."""
-    from PIL import Image
     try:
         with Image.open(path) as image:
             yield image
@@ -117,7 +118,6 @@ def open_image(path: Path):
 
 
 def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:
-    from PIL import Image
     with open_image(path) as image:
         image = image.convert("L" if grayscale else "RGB")
         if size is not None and image.size != (size[1], size[0]):

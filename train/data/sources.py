@@ -1,20 +1,22 @@
-"""Dataset sources: a registry from the `data.dataset` name to a loader returning raw arrays.
+"""Dataset loaders, one per entry of experiment.datasets.DATASETS (which names them), returning raw arrays.
 
 Each loader returns images channels-first as numpy arrays (uint8 0-255, or float already in [0, 1])
 plus integer labels, and a test set when the source has one.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from core.errors import DlxError
+from core.lazy import lazy_module
 import train.data.formats as formats
 
-SOURCES: dict[str, Callable] = {}
+tvd = lazy_module("torchvision.datasets")  # downloads only: importing torchvision costs start-up time
 
 
 @dataclass
@@ -29,13 +31,6 @@ class RawData:
     y_val: Optional[np.ndarray] = None
 
 
-def register_source(name: str):
-    def decorate(loader):
-        SOURCES[name] = loader
-        return loader
-    return decorate
-
-
 def _missing(folder: Path, files: list[str], dataset: str, missing: list[str]) -> DlxError:
     return DlxError(f"{dataset} files are missing: expected {', '.join(files)} in the folder {folder.resolve()} "
                     f"(missing: {', '.join(missing)}). Put them there, set data.root to the folder above "
@@ -46,7 +41,6 @@ def _download(data, torchvision_class: str, folder: Path, files: list[str], miss
     """Let torchvision fetch the files into its standard layout; say exactly what is missing if it can't."""
     if not data.download:
         raise _missing(folder, files, data.dataset, missing)
-    import torchvision.datasets as tvd
     try:
         for train in (True, False):
             if torchvision_class == "SVHN":
@@ -58,7 +52,6 @@ def _download(data, torchvision_class: str, folder: Path, files: list[str], miss
                        f"{', '.join(files)} in {folder.resolve()}.", key="data.download") from None
 
 
-@register_source("digits")
 def load_digits(data) -> RawData:
     images, target = _read_sklearn_digits()
     x = (images.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
@@ -68,7 +61,6 @@ def load_digits(data) -> RawData:
 def _read_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled digits, read straight from its CSV: importing sklearn costs over a second
     per process, which every search worker and trial start would pay."""
-    import importlib.util
     spec = importlib.util.find_spec("sklearn")
     if spec is not None and spec.origin:
         path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
@@ -95,7 +87,7 @@ def _find_idx(folder: Path, name: str) -> Optional[Path]:
     return None
 
 
-def _load_mnist_like(data) -> RawData:
+def load_mnist_like(data) -> RawData:
     torchvision_class, names = _MNIST_LIKE[data.dataset]
     folder = Path(data.root) / torchvision_class / "raw"
     missing = [f for f in _IDX_FILES if _find_idx(folder, f) is None]
@@ -109,17 +101,12 @@ def _load_mnist_like(data) -> RawData:
     return RawData(x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64), names, 1 / 255)
 
 
-for _name in _MNIST_LIKE:
-    register_source(_name)(_load_mnist_like)
-
-
 def _check_files(data, torchvision_class: str, folder: Path, files: list[str]) -> None:
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         _download(data, torchvision_class, folder, files, missing)
 
 
-@register_source("cifar10")
 def load_cifar10(data) -> RawData:
     folder = Path(data.root) / "cifar-10-batches-py"
     files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
@@ -131,7 +118,6 @@ def load_cifar10(data) -> RawData:
                    names, 1 / 255)
 
 
-@register_source("cifar100")
 def load_cifar100(data) -> RawData:
     folder = Path(data.root) / "cifar-100-python"
     _check_files(data, "CIFAR100", folder, ["train", "test", "meta"])
@@ -141,7 +127,6 @@ def load_cifar100(data) -> RawData:
     return RawData(x_train, y_train, x_test, y_test, names, 1 / 255)
 
 
-@register_source("svhn")
 def load_svhn(data) -> RawData:
     folder = Path(data.root)
     files = ["train_32x32.mat", "test_32x32.mat"]
@@ -183,7 +168,6 @@ def _read_folder(folder: Path, class_names: list[str], size, grayscale) -> tuple
 SPLIT_FOLDERS = ("train", "val", "test")
 
 
-@register_source("image_folder")
 def load_image_folder(data) -> RawData:
     """`path/<class>/*.png`, or `path/train/<class>/...` with optional `path/val/` and `path/test/` beside it.
     A val/ folder is the validation split (nothing is carved from train); a test/ folder is the test split."""
@@ -223,7 +207,6 @@ def channels_first(x: np.ndarray, name: str, file) -> np.ndarray:
                    file=file, key="data.path")
 
 
-@register_source("npz")
 def load_npz(data) -> RawData:
     path = Path(data.path)
     arrays = formats.read_npz(path)
