@@ -9,6 +9,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from cli.common import JsonOption, console, friendly_errors, print_json
+from cli.tables import fixed
 
 
 class Method(str, Enum):
@@ -22,10 +23,6 @@ class Method(str, Enum):
 class Metric(str, Enum):
     accuracy = "accuracy"
     nll = "nll"
-
-
-def _fmt(value, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 @dataclass
@@ -79,14 +76,14 @@ def _adds(row: dict) -> str:
 def member_columns(result: dict) -> list[Column]:
     columns = [Column(result.get("id_title", "run"), lambda r: r["id"]),
                Column("differs", lambda r: r["differs"] or "-", keep=5, flexible=True),
-               Column("weight", lambda r: "dropped" if r["dropped"] else _fmt(r["weight"], 3)),
-               Column("val acc", lambda r: _fmt(r["val_accuracy"])),
-               Column("val NLL", lambda r: _fmt(r["val_nll"]), keep=6),
-               Column("test acc", lambda r: _fmt(r["test_accuracy"]), keep=4),
-               Column("disagr.", lambda r: _fmt(r["mean_disagreement"], 3), keep=2),
+               Column("weight", lambda r: "dropped" if r["dropped"] else fixed(r["weight"], 3)),
+               Column("val acc", lambda r: fixed(r["val_accuracy"])),
+               Column("val NLL", lambda r: fixed(r["val_nll"]), keep=6),
+               Column("test acc", lambda r: fixed(r["test_accuracy"]), keep=4),
+               Column("disagr.", lambda r: fixed(r["mean_disagreement"], 3), keep=2),
                Column("adds pts", _adds, keep=3)]
     if result["temperature_scaling"]:
-        columns.append(Column("T", lambda r: _fmt(r["temperature"], 2), keep=1))
+        columns.append(Column("T", lambda r: fixed(r["temperature"], 2), keep=1))
     if not any(r["differs"] for r in result["members"]):
         columns.pop(1)
     return columns
@@ -100,7 +97,7 @@ def label(result: dict, identifier: str) -> str:
 def _comparison(result: dict):
     labels = {"best_member": f"best member ({label(result, result['results']['best_member']['id'])})",
               "average": "plain average", "ensemble": f"ensemble ({result['method']})"}
-    rows = [{"label": label, **{f"{s} {m}": _fmt(result["results"][key][s][m]) for s in ("val", "test")
+    rows = [{"label": label, **{f"{s} {m}": fixed(result["results"][key][s][m]) for s in ("val", "test")
                                 for m in ("accuracy", "nll", "ece")}} for key, label in labels.items()]
     columns = [Column("", lambda r: r["label"], flexible=True)]
     for split, keep in (("val", 1), ("test", 3)):
@@ -114,7 +111,7 @@ def _print_selection(result: dict) -> None:
     selection = result["selection"]
     if selection["candidates"]:
         columns = [Column("method", lambda r: r["method"] + (" *" if r["method"] == selection["winner"] else "")),
-                   Column("CV acc", lambda r: _fmt(r["cv_accuracy"])), Column("CV NLL", lambda r: _fmt(r["cv_nll"]))]
+                   Column("CV acc", lambda r: fixed(r["cv_accuracy"])), Column("CV NLL", lambda r: fixed(r["cv_nll"]))]
         console.print(_table(f"{selection['folds']}-fold CV on validation", columns, selection["candidates"]))
     console.print(f"method: {result['method']} — {selection['reason']}", highlight=False)
 
@@ -154,7 +151,7 @@ def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or
                  help="Flag pairs disagreeing on fewer than this fraction of validation samples.")] = 0.02,
              json: JsonOption = False) -> None:
     """Combine runs into an ensemble with weights fitted on validation data (never on test data)."""
-    from ensemble.api import build_ensemble
+    from ensemble import build_ensemble
     result = build_ensemble(run_dirs, method=method.value, metric=metric.value, out=out, temperature=temperature,
                             duplicate_threshold=duplicate_threshold)
     if json:

@@ -38,7 +38,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A run folder (or an e
     the recorded value range (0–1 or 0–255), and no NaN or inf. Data that no longer match are refused with exit
     code 2, naming what was expected and what was found.
     """
-    from ensemble.evaluate import evaluate_folder
+    from ensemble import evaluate_folder
     result = evaluate_folder(run_dir, split)
     if json:
         print_json(result)

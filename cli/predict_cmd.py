@@ -26,7 +26,7 @@ def predict(model: Annotated[Path, typer.Argument(help="A run folder or an ensem
     height×width (unless --resize), another channel count, and NaN or inf are refused with exit code 2, naming
     what the model expects (the same text is under input_contract in --json).
     """
-    from ensemble.predict import predict as run_predict
+    from ensemble import predict as run_predict
     result = run_predict(model, input, out, resize)
     for notice in result["notices"]:
         err_console.print(f"notice: {notice}", highlight=False, soft_wrap=True)

@@ -22,7 +22,7 @@ def report(path: Annotated[Path, typer.Argument(help="A run, search or ensemble 
            open_: Annotated[bool, typer.Option("--open", help="Open report.html in the web browser.")] = False,
            json: JsonOption = False) -> None:
     """Plot a run, search or ensemble folder: PNG and SVG figures, a self-contained report.html and report.json."""
-    from report.api import make_report
+    from report import make_report
     result = make_report(path, out)
     if open_:
         import webbrowser

@@ -9,19 +9,16 @@ import typer
 
 from cli.common import JsonOption, console, friendly_errors, print_json
 from cli.tables import EMPTY, Column
+from core.numbers import fmt
+
+
+STYLES = {"acc": ("fixed", 4), "int": ("thousands", 0), "s": ("fixed", 1), "": ("plain", 0)}
 
 
 def _fmt(value, kind: str = "") -> str:
     """Fixed precision, so a number always has the same width and is never cut."""
-    if value is None:
-        return EMPTY
-    if kind == "acc":
-        return f"{value:.4f}"
-    if kind == "int":
-        return f"{value:,}"
-    if kind == "s":
-        return f"{value:.1f}"
-    return str(value)
+    style, digits = STYLES[kind]
+    return fmt(value, digits, style=style, empty=EMPTY)
 
 
 def relative(path: str, folder: Path) -> str:
@@ -51,7 +48,7 @@ def runs(folder: Annotated[Path, typer.Argument(help="Folder of run folders.")] 
     """List runs, searches and ensembles with their best validation and test accuracy.
 
     The table fits the terminal: columns of less use are left out first when it is narrow (--json has them all)."""
-    from report.runs import list_runs
+    from report import list_runs
     rows = list_runs(folder, sort, filter)
     if json:
         print_json(rows)

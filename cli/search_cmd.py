@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.common import JsonOption, QuietOption, SetOption, console, friendly_errors, print_json
+from core.errors import DlxError
 
 
 STOPPED = {"done": "stopped: the trial budget is reached", "timeout": "stopped: --timeout has passed",
@@ -30,10 +31,7 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
            max_failures: Annotated[int, typer.Option(min=1, help="Stop after this many failed trials.")] = 10,
            quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Search hyperparameters with Optuna; each trial is a run folder; the best is scored on test data."""
-    from search.api import run_search
-    from search.display import TrialDisplay
-    from search.space import parse_duration
-    from core.errors import DlxError
+    from search import TrialDisplay, parse_duration, run_search
     try:
         seconds = parse_duration(timeout)
     except ValueError as exc:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.numbers import fmt
+
 EMPTY = "-"  # a cell with no value
+
+
+def fixed(value, digits: int = 4) -> str:
+    """A number cell with `digits` decimals, so a column keeps its width; EMPTY for None."""
+    return fmt(value, digits, style="fixed", empty=EMPTY)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import typer
 
 from cli.common import (JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, located_in,
                         print_json)
+from cli.tables import fixed
 
 
 @friendly_errors
@@ -54,12 +55,9 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
         print_json({"run_dir": str(result.run_dir), **result.summary})
         return
     s = result.summary
-
-    def fmt(value):
-        return "-" if value is None else f"{value:.4f}"
     console.print(f"run folder: {result.run_dir}\nbest epoch {s.get('best_epoch')}: val_accuracy "
-                  f"{fmt(s.get('val_accuracy'))}  val_loss {fmt(s.get('val_loss'))}\ntest_accuracy "
-                  f"{fmt(s.get('test_accuracy'))}  test_loss {fmt(s.get('test_loss'))}", highlight=False)
+                  f"{fixed(s.get('val_accuracy'))}  val_loss {fixed(s.get('val_loss'))}\ntest_accuracy "
+                  f"{fixed(s.get('test_accuracy'))}  test_loss {fixed(s.get('test_loss'))}", highlight=False)
 
 
 COMMANDS = [train]  # `dlx evaluate` lives in cli/evaluate_cmd.py

@@ -1,14 +1,17 @@
 """`dlx ensemble` and ensemble evaluation as Python functions."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ensemble import diversity
+from core.errors import DlxError, unknown_name
+from ensemble.diversity import DUPLICATE_ADVICE, DUPLICATE_BELOW, member_diversity, pairs
 from ensemble.folder import EnsembleModel, load_ensemble, write_folder
 from ensemble.explain import member_reason
 from ensemble.labels import differences, identifiers
@@ -16,13 +19,15 @@ from ensemble.members import Member, check_compatible, load_members
 from ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metric_key, stacking
 from ensemble.metrics import confusion, nll, scores
 from ensemble.predictions import cached_log_probs
-from ensemble.selection import Selection, fit, select
-from core.errors import DlxError, unknown_name
+from ensemble.selection import Fitted, Selection, fit, select
+from train.data import check_split_compatible, load_splits
+from train.evaluate import SPLITS
+from train.outdir import claim
+from train.rundir import ensure_writable, new_run_dir
 
 
 def shared_data(member: Member) -> tuple[dict, dict]:
     """({split: inputs scaled to [0, 1]}, {split: labels}) of the validation and test data of `member`."""
-    from train.data import check_split_compatible, load_splits
     splits = load_splits(member.spec.data)
     reason = check_split_compatible(member.split, splits.split_record)
     if reason:
@@ -79,88 +84,129 @@ def choose(method: str, val_lp: np.ndarray, y: np.ndarray, metric: str, temperat
     return Selection(fitted, metric, winner=method, reason=f"{method} was asked for with --method.")
 
 
+DEFAULT_ROOT = "runs"  # where an ensemble without --out gets its new folder
+
+
+@dataclass
+class PoolFit:
+    """The members' predictions and the pooling fitted on them: what the member rows and the report are made of."""
+
+    members: list[Member]
+    skipped: list[dict]
+    y: dict                   # {split: labels}
+    raw: dict                 # {split: member log-probabilities (members, samples, classes)}
+    scaled: dict              # the same after each member's temperature
+    hits: list[bool]          # prediction cache hit per member
+    selection: Selection
+    seconds: dict             # {"predict": ..., "fit": ...}
+
+    @property
+    def fitted(self) -> Fitted:
+        return self.selection.fitted
+
+    @property
+    def combination(self) -> Combination:
+        return self.selection.fitted.combination
+
+    def scores(self, log_probs: dict, pooling: Combination) -> dict:
+        """Validation and test scores of `pooling` over member log-probabilities `log_probs`."""
+        val = pooling.val_probs if pooling is self.combination and pooling.val_probs is not None \
+            else pooling.predict(log_probs["val"])
+        return _both(val, pooling.predict(log_probs["test"]), self.y)
+
+
 def build_ensemble(paths: list[str | Path], method: str = "auto", out: Optional[str | Path] = None,
-                   temperature: bool = False, duplicate_threshold: float = diversity.DUPLICATE_BELOW,
-                   runs_root: str | Path = "runs", device="cpu", metric: str = "accuracy") -> dict:
+                   temperature: bool = False, duplicate_threshold: float = DUPLICATE_BELOW,
+                   metric: str = "accuracy") -> dict:
     """Pool the run folders `paths` with `method` ('auto' chooses by cross-validation), fitted on validation data
     for `metric`; write the ensemble folder. Test data is only scored, never used to fit or choose.
 
     `out` is checked and locked before any work (train.outdir): an ensemble there is rewritten, anything else is
     refused and left unchanged, and so is a second process writing the same folder."""
-    from train.outdir import claim
     check_options(method, metric)
     members, skipped = load_members(paths)
     check_compatible(members, skipped)  # a refused pool leaves no output folder behind
-    args = ((members, skipped), method, out, temperature, duplicate_threshold, runs_root, device, metric)
-    if out is None:
-        return _build_ensemble(*args)  # into a new folder, made at the end
-    with claim(out, "ensemble"):
-        return _build_ensemble(*args)
+    with claim(out, "ensemble") if out is not None else contextlib.nullcontext():
+        pool = fit_pool(members, skipped, method, metric, temperature)
+        result = describe(pool, method, metric, duplicate_threshold)
+        write_ensemble(pool, result, out)
+    return result
 
 
-def _build_ensemble(pool, method, out, temperature, duplicate_threshold, runs_root, device, metric) -> dict:
-    """The body of `build_ensemble`; `pool` is (members, skipped), already checked."""
-    from train.rundir import ensure_writable, new_run_dir
-    members, skipped = pool
+def fit_pool(members: list[Member], skipped: list[dict], method: str, metric: str, temperature: bool) -> PoolFit:
+    """Predict with every member (cached), then fit and choose the pooling on validation data only."""
     unit, y = shared_data(members[0])
     started = time.perf_counter()
-    raw, hits = member_predictions(members, unit, device)
-    predict_seconds = time.perf_counter() - started
-    started = time.perf_counter()
+    raw, hits = member_predictions(members, unit)
+    predicted = time.perf_counter()
     selection = choose(method, raw["val"], y["val"], metric, temperature)
-    fit_seconds = time.perf_counter() - started
-    fitted, combination = selection.fitted, selection.fitted.combination
-    lp = {s: fitted.scaled(raw[s]) for s in raw}
-    val_probs = combination.val_probs if combination.val_probs is not None else combination.predict(lp["val"])
-    ensemble = _both(val_probs, combination.predict(lp["test"]), y)
-    singles = [_both(np.exp(raw["val"][i]), np.exp(raw["test"][i]), y) for i in range(len(members))]
-    best = min(range(len(members)), key=lambda i: metric_key(np.exp(raw["val"][i]), y["val"], metric))
-    uniform = Combination(np.full(len(members), 1.0 / len(members)))
-    names = [m.name for m in members]
+    seconds = {"predict": predicted - started, "fit": time.perf_counter() - predicted}
+    scaled = {s: selection.fitted.scaled(raw[s]) for s in raw}
+    return PoolFit(members, skipped, y, raw, scaled, hits, selection, seconds)
+
+
+def member_rows(pool: PoolFit, ensemble_val: dict, pair_list: list[dict], singles: list[dict]) -> list[dict]:
+    """One row per member: its weight, scores alone, what leaving it out costs, its diversity and why."""
+    members, combination, fitted = pool.members, pool.combination, pool.fitted
     title, short = identifiers([m.run_dir for m in members])
-    ids = dict(zip(names, short))
     differing = differences([m.spec.model_dump(mode="json") for m in members])
-    pair_list = diversity.pairs(names, raw["val"], y["val"], duplicate_threshold)
-    per_member = diversity.member_diversity(names, pair_list)
+    per_member = member_diversity([m.name for m in members], pair_list)
     rows = []
     for i, member in enumerate(members):
         weight = float(combination.weights[i])
-        loo = _leave_one_out(i, combination, lp["val"], y["val"], ensemble["val"]) if weight > 0 else None
+        loo = _leave_one_out(i, combination, pool.scaled["val"], pool.y["val"], ensemble_val) if weight > 0 else None
+        alone = {f"{split}_{key}": singles[i][split][key] for split in ("val", "test")
+                 for key in ("accuracy", "nll", "ece")}
         rows.append({"run": member.name, "id": short[i], "weight": weight, "dropped": weight < DROP_BELOW,
                      "temperature": fitted.temperatures[i], "architecture": _architecture(member),
-                     "differs": differing[i],
-                     "val_accuracy": singles[i]["val"]["accuracy"], "val_nll": singles[i]["val"]["nll"],
-                     "val_ece": singles[i]["val"]["ece"], "test_accuracy": singles[i]["test"]["accuracy"],
-                     "test_nll": singles[i]["test"]["nll"], "test_ece": singles[i]["test"]["ece"],
-                     "leave_one_out": loo, "cache_hit": hits[i], "checkpoint_sha256": member.sha256,
-                     **per_member[member.name]})
+                     "differs": differing[i], **alone, "leave_one_out": loo, "cache_hit": pool.hits[i],
+                     "checkpoint_sha256": member.sha256, **per_member[member.name]})
+    ids = dict(zip([m.name for m in members], short))
     for row in rows:
         row["reason"] = member_reason(row, rows, fitted.name, ids)
+    return rows
+
+
+def describe(pool: PoolFit, method: str, metric: str, duplicate_threshold: float) -> dict:
+    """build_ensemble's result (ensemble.json): scores of the ensemble, the best member and the plain average,
+    one row per member, the pairs and near-duplicates, and how the method was chosen."""
+    members, y, raw = pool.members, pool.y, pool.raw
+    names = [m.name for m in members]
+    ensemble = pool.scores(pool.scaled, pool.combination)
+    singles = [_both(np.exp(raw["val"][i]), np.exp(raw["test"][i]), y) for i in range(len(members))]
+    best = min(range(len(members)), key=lambda i: metric_key(np.exp(raw["val"][i]), y["val"], metric))
+    pair_list = pairs(names, raw["val"], y["val"], duplicate_threshold)
+    rows = member_rows(pool, ensemble["val"], pair_list, singles)
     duplicates = [p for p in pair_list if p["near_duplicate"]]
-    result = {
-        "ensemble_dir": None, "method": fitted.name, "requested_method": method, "metric": metric,
-        "selection": selection.record(), "temperature_scaling": any(t != 1.0 for t in fitted.temperatures),
-        "id_title": title, "members": rows,
-        "results": {"best_member": {"run": names[best], "id": short[best], **singles[best]},
-                    "average": _both(uniform.predict(raw["val"]), uniform.predict(raw["test"]), y),
-                    "ensemble": ensemble},
+    uniform = Combination(np.full(len(members), 1.0 / len(members)))
+    return {
+        "ensemble_dir": None, "method": pool.fitted.name, "requested_method": method, "metric": metric,
+        "selection": pool.selection.record(), "temperature_scaling": any(t != 1.0 for t in pool.fitted.temperatures),
+        "id_title": identifiers([m.run_dir for m in members])[0], "members": rows,
+        "results": {"best_member": {"run": names[best], "id": rows[best]["id"], **singles[best]},
+                    "average": pool.scores(raw, uniform), "ensemble": ensemble},
         "pairs": pair_list, "near_duplicates": duplicates,
-        "advice": [diversity.DUPLICATE_ADVICE] if duplicates else [],
-        "dropped": [r["run"] for r in rows if r["dropped"]], "skipped": skipped,
-        "cache": {"hits": sum(hits), "misses": len(hits) - sum(hits)},
+        "advice": [DUPLICATE_ADVICE] if duplicates else [],
+        "dropped": [r["run"] for r in rows if r["dropped"]], "skipped": pool.skipped,
+        "cache": {"hits": sum(pool.hits), "misses": len(pool.hits) - sum(pool.hits)},
         "samples": {"val": int(len(y["val"])), "test": int(len(y["test"]))},
-        "seconds": {"predict": predict_seconds, "fit": fit_seconds}, "info": combination.info,
+        "seconds": pool.seconds, "info": pool.combination.info,
     }
-    folder = ensure_writable(out) if out is not None else new_run_dir(runs_root, "ensemble")
+
+
+def write_ensemble(pool: PoolFit, result: dict, out: Optional[str | Path]) -> Path:
+    """Write the ensemble folder (`out`, or a new one under runs/) and record it in `result`."""
+    folder = ensure_writable(out) if out is not None else new_run_dir(DEFAULT_ROOT, "ensemble")
     result["ensemble_dir"] = str(folder)
     try:
-        write_folder(folder, members, combination, fitted.temperatures, fitted.name, report=result)
+        write_folder(folder, pool.members, pool.combination, pool.fitted.temperatures, pool.fitted.name,
+                     report=result)
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         raise DlxError(f"could not write the ensemble{': the disk is full' if full else ''} ({exc.strerror}). Any "
                        "ensemble already in this folder is unchanged"
                        f"{'; free some space and run the command again' if full else ''}.", file=folder) from None
-    return result
+    return folder
 
 
 def _architecture(member: Member) -> str:
@@ -173,7 +219,6 @@ def _architecture(member: Member) -> str:
 
 def evaluate_ensemble(folder: str | Path, split: str = "test") -> dict:
     """Same shape as train.evaluate.evaluate_run: run, split, samples, loss, accuracy, confusion_matrix."""
-    from train.evaluate import SPLITS
     if split not in SPLITS:
         raise DlxError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}.", key="--split")
     model: EnsembleModel = load_ensemble(folder)

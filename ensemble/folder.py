@@ -13,9 +13,11 @@ import numpy as np
 
 from ensemble.members import CHECKPOINT, Member, check_compatible, load_member
 from ensemble.methods import Combination
+from ensemble.predictions import member_log_probs
 from ensemble.temperature import apply_temperature
 from core.errors import DlxError
 from core.files import fsync_dir, strict_json, temporary_beside
+from experiment.yamlio import dump_yaml, load_yaml_mapping
 from train.outdir import MARKER, marker_text
 
 FORMAT = "dlx-ensemble-1"
@@ -54,7 +56,6 @@ class EnsembleModel:
         return Combination(weights / weights.sum(), temperature=self.combination.temperature).predict(stacked)
 
     def predict(self, unit_x: np.ndarray, device="cpu") -> np.ndarray:
-        from ensemble.predictions import member_log_probs
         return self.pool({i: member_log_probs(self.members[i], unit_x, device=device) for i in self.active()})
 
 
@@ -68,7 +69,6 @@ def _relative(path: Path, folder: Path) -> str:
 def write_folder(folder: Path, members: list[Member], combination: Combination, temperatures: list[float],
                  method: str, report: Optional[dict] = None) -> None:
     """Write ensemble.yaml, combiner.npz (stacking) and ensemble.json (`report`) as one step: see _write_all."""
-    from experiment.yamlio import dump_yaml
     entries = [{"run": _relative(m.run_dir, folder), "absolute": str(m.run_dir.resolve()), "weight": float(w),
                 "temperature": float(t), "checkpoint_sha256": m.sha256}
                for m, w, t in zip(members, combination.weights, temperatures)]
@@ -121,7 +121,6 @@ def _member_folder(entry: dict, folder: Path, file: Path) -> Path:
 
 
 def load_ensemble(folder: str | Path) -> EnsembleModel:
-    from experiment.yamlio import load_yaml_mapping
     folder = Path(folder)
     file = folder / "ensemble.yaml"
     document = load_yaml_mapping(file, "ensemble")

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import DlxError
+from core.files import read_json
+from archs.check import validate_spec
+from train.checkpoint import load_checkpoint
+from train.data import check_split_compatible
+from train.rundir import read_split
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
 _DATA_KEYS = ("dataset", "path", "val_split", "test_split", "split_seed", "image_size", "grayscale")
@@ -58,10 +63,6 @@ def expand(paths: list[str | Path]) -> list[Path]:
 
 def load_member(run_dir: Path) -> Member:
     """A Member, or DlxError saying why this folder can't be one. Checkpoints load with weights_only=True."""
-    from archs.check import validate_spec
-    from train.checkpoint import load_checkpoint
-    from core.files import read_json
-    from train.rundir import read_split
     if not run_dir.is_dir():
         raise DlxError("not a folder.", file=run_dir)
     path = run_dir / CHECKPOINT
@@ -117,7 +118,6 @@ def _data_differences(a: Member, b: Member) -> str:
 
 def incompatibility(reference: Member, member: Member) -> str | None:
     """Why `member` can't be pooled with `reference` (None when it can)."""
-    from train.data import check_split_compatible
     if member.record["class_names"] != reference.record["class_names"]:
         return (f"its classes {member.record['class_names'][:12]} differ from "
                 f"{reference.record['class_names'][:12]}")

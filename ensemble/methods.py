@@ -8,27 +8,23 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from core.lazy import lazy_module
+from core.registry import Registry
 from ensemble.metrics import EPS, accuracy, nll
 from ensemble.temperature import log_softmax
-from core.errors import unknown_name
 
-METHODS: dict[str, Callable] = {}
+optimize = lazy_module("scipy.optimize")  # scipy and sklearn take a second to import: only when fitting
+linear_model = lazy_module("sklearn.linear_model")
+model_selection = lazy_module("sklearn.model_selection")
+
+METHODS: Registry[Callable] = Registry("ensemble method", key="--method")
 DROP_BELOW = 1e-3  # weights under this are set to zero and the member reported as dropped
 METRICS = ("accuracy", "nll")  # what an ensemble can be fitted and chosen for
-
-
-def register_method(name: str):
-    def decorate(func):
-        METHODS[name.lower()] = func
-        return func
-    return decorate
+register_method = METHODS.register
 
 
 def get_method(name: str) -> Callable:
-    key = str(name).lower()
-    if key not in METHODS:
-        raise unknown_name("ensemble method", name, METHODS, key="--method")
-    return METHODS[key]
+    return METHODS.get(name)
 
 
 @dataclass
@@ -79,7 +75,6 @@ def weighted(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", max
     """Non-negative weights summing to one (a softmax of free parameters) minimising validation NLL, the smooth
     stand-in for accuracy, found with BFGS. Judged by `metric`, never worse on validation than the plain average or
     the best single member: lowest NLL alone can mean lower accuracy (all weight on one calibrated member)."""
-    from scipy.optimize import minimize
     members = len(log_probs)
     # the mixture's NLL only needs each member's probability of the true class: (members, samples)
     true_probs = np.exp(np.take_along_axis(log_probs, y[None, :, None], axis=2)[..., 0].astype(np.float64))
@@ -92,7 +87,8 @@ def weighted(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", max
         return -np.log(mixture).mean(), weights * (grad_w - weights @ grad_w)  # chain rule through softmax
 
     # BFGS in numpy: L-BFGS-B's compiled kernel costs ~10 ms a step on a busy machine, for a handful of weights
-    fit = minimize(objective, np.zeros(members), jac=True, method="BFGS", options={"maxiter": max_iter, "gtol": 1e-8})
+    fit = optimize.minimize(objective, np.zeros(members), jac=True, method="BFGS",
+                            options={"maxiter": max_iter, "gtol": 1e-8})
     fitted = np.exp(fit.x - fit.x.max())
     fitted = _drop_small(fitted / fitted.sum())
     candidates = [fitted, np.full(members, 1.0 / members)] + list(np.eye(members))
@@ -145,16 +141,14 @@ def stacking_predict(combiner: dict, log_probs: np.ndarray) -> np.ndarray:
 def stacking(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", folds: int = 5) -> Combination:
     """A multinomial logistic regression on the members' log-probabilities, fitted on validation data (by its
     log-loss whatever the metric); its reported validation scores come from cross-validated predictions."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     members, _, classes = log_probs.shape
     x = _features(log_probs)
-    model = LogisticRegression(C=0.3, max_iter=1000)  # mild L2: validation sets are small
+    model = linear_model.LogisticRegression(C=0.3, max_iter=1000)  # mild L2: validation sets are small
     folds = max(2, min(folds, int(np.bincount(y).min()) if len(y) else 2))
     out_of_fold = None
     if len(np.unique(y)) == classes and np.bincount(y, minlength=classes).min() >= 2:
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
-        out_of_fold = cross_val_predict(model, x, y, cv=splitter, method="predict_proba")
+        splitter = model_selection.StratifiedKFold(folds, shuffle=True, random_state=0)
+        out_of_fold = model_selection.cross_val_predict(model, x, y, cv=splitter, method="predict_proba")
     model.fit(x, y)
     coef = np.zeros((classes, x.shape[1]))
     intercept = np.zeros(classes)

@@ -12,7 +12,10 @@ from typing import Optional
 import numpy as np
 
 from core.errors import DlxError
-from train.data.formats import open_image
+from core.files import atomic_write_text
+from ensemble.folder import load_model
+from train.data.formats import IMAGE_SUFFIXES, open_image, read_npz
+from train.data.sources import channels_first
 from train.inputs import InputContract, conform
 
 NPZ_KEYS = ("x", "x_test")
@@ -21,13 +24,10 @@ MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "PA": "
 
 
 def _image_files(folder: Path) -> list[Path]:
-    from train.data.formats import IMAGE_SUFFIXES
     return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _read_npz(path: Path, contract: InputContract, resize: bool, notices: list[str]) -> tuple[list[str], np.ndarray]:
-    from train.data.formats import read_npz
-    from train.data.sources import channels_first
     try:
         arrays = read_npz(path)
     except DlxError as exc:
@@ -93,7 +93,6 @@ def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | P
             resize: bool = False) -> dict:
     """Predicted class and probabilities of every input; written as CSV to `out` when given. `notices` lists
     the conversions made to fit the model's input contract."""
-    from ensemble.folder import load_model
     model = load_model(model_dir)
     contract = InputContract.from_record(model.members[0].record, model.members[0].checkpoint)
     notices: list[str] = []
@@ -111,7 +110,6 @@ def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | P
 
 
 def write_csv(path: Path, rows: list[dict], classes: list[str]) -> None:
-    from core.files import atomic_write_text
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["input", "predicted", "class", *(f"p_{c}" for c in classes)])

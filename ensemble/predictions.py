@@ -10,8 +10,7 @@ import torch
 
 from ensemble.members import Member
 from core.files import atomic_write
-
-SPLITS = ("val", "test")
+from train.evaluate import SPLITS, load_run_model
 
 
 def cache_path(member: Member) -> Path:
@@ -19,7 +18,6 @@ def cache_path(member: Member) -> Path:
 
 
 def load_model(member: Member, device="cpu"):
-    from train.evaluate import load_run_model
     model, _, _ = load_run_model(member.run_dir, device)
     return model.to(memory_format=torch.channels_last)  # as training ran it: oneDNN/cuDNN's faster layout
 

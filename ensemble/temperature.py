@@ -3,19 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.lazy import lazy_module
+
+optimize = lazy_module("scipy.optimize")
+special = lazy_module("scipy.special")
+
 
 def fit_temperature(log_probs: np.ndarray, y: np.ndarray) -> float:
     """The temperature T in [0.05, 20] minimising the NLL of softmax(log_probs / T) on (log_probs, y)."""
-    from scipy.optimize import minimize_scalar
-    from scipy.special import logsumexp
     logits = log_probs.astype(np.float64)
     true = logits[np.arange(len(y)), y]
 
     def loss(log_t):
         t = np.exp(log_t)
-        return float((logsumexp(logits / t, axis=1) - true / t).mean())
+        return float((special.logsumexp(logits / t, axis=1) - true / t).mean())
 
-    fit = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    fit = optimize.minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(fit.x)) if fit.success and loss(fit.x) <= loss(0.0) else 1.0
 
 

@@ -6,23 +6,33 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from report.figures import Report
 from core.errors import DlxError
 from core.files import atomic_write_text
+from core.lazy import resolve
+from core.registry import Registry
+from report.figures import Report
+from report.html import render
+from report.runs import classify
+from train.outdir import claim
 
 
-def _builder(kind: str):
-    """report.figures_<kind>.<kind>_report(folder, out) → Report (imported only when needed)."""
-    import importlib
-    return getattr(importlib.import_module(f"report.figures_{kind}"), f"{kind}_report")
+# folder kind → "module:function" making its Report, imported only when that kind is reported (the ensemble
+# builder needs torch, the search builder optuna)
+BUILDERS: Registry[str] = Registry("report kind")
+BUILDERS.register("run", "report.figures_run:run_report")
+BUILDERS.register("search", "report.figures_search:search_report")
+BUILDERS.register("ensemble", "report.figures_ensemble:ensemble_report")
+
+
+def builder(kind: str):
+    """The function that makes the Report of a `kind` folder: `builder(kind)(folder, out)`."""
+    return resolve(BUILDERS.get(kind))
 
 
 def make_report(path: str | Path, out: Optional[str | Path] = None) -> dict:
     """Write the report of the folder `path`; returns {kind, folder, out, html, json, files: [...]}.
 
     The report folder is locked while it is written (train.outdir); `path` itself is only read, never locked."""
-    from report.runs import classify
-    from train.outdir import claim
     folder = Path(path)
     if not folder.is_dir():
         raise DlxError("no such folder.", file=folder)
@@ -33,14 +43,14 @@ def make_report(path: str | Path, out: Optional[str | Path] = None) -> dict:
     with claim(Path(out) if out is not None else folder / "report", "report") as held:
         held.mark()
         out = held.path
-        report: Report = _builder(kind)(folder, out)
-        from report.html import render
+        report: Report = builder(kind)(folder, out)
         html_path, json_path = out / "report.html", out / "report.json"
         atomic_write_text(html_path, render(report))
         atomic_write_text(json_path, json.dumps(as_json(report), indent=2, default=str) + "\n")
     files = [str(p) for f in report.figures for p in (f.png, f.svg)] + [str(html_path), str(json_path)]
     return {"kind": kind, "folder": str(folder), "out": str(out), "html": str(html_path), "json": str(json_path),
-            "figures": [{"name": f.name, "title": f.title, "png": str(f.png), "svg": str(f.svg)} for f in report.figures], "notes": report.notes, "files": files}
+            "figures": [{"name": f.name, "title": f.title, "png": str(f.png), "svg": str(f.svg)}
+                        for f in report.figures], "notes": report.notes, "files": files}
 
 
 def as_json(report: Report) -> dict:

@@ -63,18 +63,5 @@ def save(fig, report: Report, out: Path, name: str, title: str, caption: str = "
     return figure
 
 
-def fmt(value, digits: int = 4) -> str:
-    """A table cell: numbers rounded, None as a dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) >= 1e4 or (value and abs(value) < 1e-3) else f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
 def optional_float(value) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

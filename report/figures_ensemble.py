@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from report.figures import Report, Table, fmt, optional_float, pyplot, save
+from core.errors import DlxError
 from core.files import read_json
+from ensemble import apply_temperature, load_ensemble, member_predictions, shared_data
+from core.numbers import fmt
+from report.figures import Report, Table, optional_float, pyplot, save
+from train.metrics import calibration_bins, ece as expected_calibration_error
 
 BINS = 10  # confidence bins of the reliability diagram
 
@@ -19,7 +23,6 @@ def short(name: str) -> str:
 
 
 def ensemble_report(folder: Path, out: Path) -> Report:
-    from core.errors import DlxError
     data = read_json(folder / "ensemble.json")
     if not isinstance(data, dict) or not isinstance(data.get("members"), list):
         raise DlxError("ensemble.json is missing or damaged; rebuild the ensemble with `dlx ensemble`.",
@@ -138,9 +141,6 @@ def accuracy_vs_diversity(members: list[dict], results: dict, report: Report, ou
 
 def test_probabilities(folder: Path, best_run: str):
     """(labels, best member's probabilities, ensemble's probabilities) on the test split, from the cache."""
-    from ensemble.api import member_predictions, shared_data
-    from ensemble.folder import load_ensemble
-    from ensemble.temperature import apply_temperature
     model = load_ensemble(folder)
     unit, y = shared_data(model.members[0])
     log_probs, _ = member_predictions(model.members, unit)
@@ -152,17 +152,7 @@ def test_probabilities(folder: Path, best_run: str):
     return y["test"], np.exp(apply_temperature(test[best], model.temperatures[best])), ensemble, names[best]
 
 
-def _calibration(probs: np.ndarray, y: np.ndarray):
-    confidence, correct = probs.max(1), probs.argmax(1) == y
-    index = np.minimum((confidence * BINS).astype(int), BINS - 1)
-    rows = [(confidence[index == b].mean(), correct[index == b].mean(), (index == b).sum())
-            for b in range(BINS) if (index == b).any()]
-    ece = sum(n / len(y) * abs(a - c) for c, a, n in rows)
-    return np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), ece
-
-
 def reliability(folder: Path, results: dict, report: Report, out: Path) -> None:
-    from core.errors import DlxError
     try:
         y, best_probs, ensemble_probs, best_name = test_probabilities(folder, _get(results, "best_member", "run"))
     except DlxError as exc:
@@ -174,7 +164,8 @@ def reliability(folder: Path, results: dict, report: Report, out: Path) -> None:
     top.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfectly calibrated")
     for label, probs, colour in ((f"best member {short(best_name)}", best_probs, "tab:orange"),
                                  ("ensemble", ensemble_probs, "tab:blue")):
-        confidence, accuracy, counts, ece = _calibration(probs, y)
+        confidence, accuracy, _ = calibration_bins(probs, y, BINS)
+        ece = expected_calibration_error(probs, y, BINS)
         top.plot(confidence, accuracy, marker="o", color=colour, label=f"{label} (ECE {ece:.3f})")
         bottom.hist(probs.max(1), bins=BINS, range=(0, 1), color=colour, histtype="step", linewidth=2, label=label)
         report.numbers[f"{'ensemble' if label == 'ensemble' else 'best_member'}_test_ece_{BINS}_bins"] = float(ece)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from report.figures import Report, Table, fmt, optional_float, pyplot, save
+from core.numbers import fmt
+from report.figures import Report, Table, optional_float, pyplot, save
+from train.metrics import confusion_counts
 from train.rundir import read_metrics, read_summary
 
 WORST = 16          # images in the worst-classified grid
@@ -127,8 +129,7 @@ def test_figures(folder: Path, report: Report, out: Path) -> None:
 
 def confusion_matrix(y, predicted, names, report: Report, out: Path) -> None:
     classes = len(names)
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (y, predicted), 1)
+    matrix = confusion_counts(y, predicted, classes)
     report.numbers["confusion_matrix"] = matrix.tolist()
     plt = pyplot()
     size = min(12, max(6, 0.45 * classes + 3))

@@ -10,8 +10,12 @@ from typing import Optional
 
 import numpy as np
 
-from report.figures import Report, Table, fmt, pyplot, save
+from core.numbers import fmt
+from report.figures import Report, Table, pyplot, save
 from core.files import read_json
+from core.lazy import lazy_module
+
+optuna = lazy_module("optuna")
 
 MIN_IMPORTANCE_TRIALS = 3  # complete trials below which parameter importances mean nothing
 LEADERBOARD_ROWS = 25
@@ -58,18 +62,17 @@ def load_search(folder: Path, notes: list[str]) -> SearchData:
     direction = best.get("direction") or ("minimize" if "loss" in str(metric) else "maximize")
     study = _open_study(folder, notes)
     if study is not None:
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-        from optuna.trial import TrialState
+        state, kinds = optuna.trial.TrialState, optuna.distributions
         trials, log_params, categorical = [], set(), set()
         for t in study.get_trials(deepcopy=False):
-            if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            if t.state in (state.RUNNING, state.WAITING):
                 continue
             steps = t.intermediate_values
-            value = t.value if t.state == TrialState.COMPLETE else (steps[max(steps)] if steps else None)
+            value = t.value if t.state == state.COMPLETE else (steps[max(steps)] if steps else None)
             trials.append(Trial(t.number, t.state.name, value, dict(t.params), dict(steps)))
             log_params |= {n for n, d in t.distributions.items()
-                           if isinstance(d, (FloatDistribution, IntDistribution)) and d.log}
-            categorical |= {n for n, d in t.distributions.items() if isinstance(d, CategoricalDistribution)}
+                           if isinstance(d, (kinds.FloatDistribution, kinds.IntDistribution)) and d.log}
+            categorical |= {n for n, d in t.distributions.items() if isinstance(d, kinds.CategoricalDistribution)}
         return SearchData(metric, study.direction.name.lower(), trials, log_params, categorical, study)
     trials = [Trial(r["number"], r["state"], r.get("value"), r.get("params") or {}) for r in leaderboard
               if isinstance(r, dict) and "number" in r and "state" in r]
@@ -78,7 +81,6 @@ def load_search(folder: Path, notes: list[str]) -> SearchData:
 
 def _open_study(folder: Path, notes: list[str]):
     """The study behind the folder, read-only; None (with a note) if its storage can't be reached."""
-    import optuna
     info = read_json(folder / "study.json", {}) or {}
     url = info.get("storage") or f"sqlite:///{(folder / 'study.db').resolve()}"
     if not info.get("storage") and not (folder / "study.db").is_file():
@@ -167,7 +169,6 @@ def importances(data: SearchData, report: Report, out: Path) -> None:
         report.notes.append(f"Parameter importances need at least {MIN_IMPORTANCE_TRIALS} complete trials; this "
                             f"search has {len(complete)}, so they are not shown.")
         return
-    import optuna
     try:
         values = optuna.importance.get_param_importances(data.study)
     except (ValueError, RuntimeError) as exc:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 from pathlib import Path
 from typing import Optional
+
+from core.errors import DlxError, unknown_name
+from core.processes import pid_alive
 
 COLUMNS = ["name", "kind", "dataset", "trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds",
            "status", "trials", "path"]
@@ -20,18 +22,15 @@ def _read_json(path: Path):
         return json.load(handle)
 
 
-def _alive(summary: dict) -> bool:
+def _writer_alive(summary: dict) -> bool:
     """Whether the process that wrote a 'running' summary still runs (only knowable on the same host)."""
     pid, host = summary.get("pid"), summary.get("host")
     if not pid or host != socket.gethostname():
         return True  # can't tell from here: trust the summary
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
+        return pid_alive(int(pid))
+    except ValueError:
         return True
-    return True
 
 
 SUMMARY_TYPES = {"name": str, "status": str, "dataset": str, "trainable_params": int, "epochs": int,
@@ -67,7 +66,7 @@ def run_row(folder: Path) -> dict:
     if problem:  # listed as damaged; the other folders are still listed
         return {**row, "status": "damaged", "problem": f"summary.json: {problem}"}
     status = summary.get("status", "unknown")
-    if status == "running" and not _alive(summary):
+    if status == "running" and not _writer_alive(summary):
         status = "interrupted"
     for key in ("dataset", "trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds"):
         row[key] = summary.get(key)
@@ -115,7 +114,6 @@ def classify(folder: Path) -> Optional[str]:
 
 def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[list[str]] = None) -> list[dict]:
     """Rows for every run/search/ensemble folder directly inside `root`."""
-    from core.errors import DlxError
     root = Path(root)
     if not root.exists():
         raise DlxError("no such folder.", file=root)
@@ -137,11 +135,9 @@ def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[l
         if not _:
             raise DlxError(f"--filter expects key=value, got {text!r}.", key="--filter")
         if key not in COLUMNS:
-            from core.errors import unknown_name
             raise unknown_name("column", key, COLUMNS, key="--filter")
         rows = [r for r in rows if str(r.get(key)) == value]
     if sort not in COLUMNS:
-        from core.errors import unknown_name
         raise unknown_name("column", sort, COLUMNS, key="--sort")
     numeric = sort in ("trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds", "trials")
     present = [r for r in rows if r.get(sort) is not None]

@@ -1,7 +1,7 @@
 """Hyperparameter search on Optuna: `run_search(space_path, out=..., storage=..., workers=...)`."""
-from __future__ import annotations
+from search.api import SearchRequest, SearchResult, run_search
+from search.display import TrialDisplay
+from search.space import SearchSpace, load_space, parse_duration
 
-
-def run_search(*args, **kwargs):
-    from search.api import run_search as _run_search
-    return _run_search(*args, **kwargs)
+__all__ = ["SearchRequest", "SearchResult", "SearchSpace", "TrialDisplay", "load_space", "parse_duration",
+           "run_search"]

@@ -9,6 +9,8 @@ Each trial folder is locked by the process training it (train.outdir), so no two
 """
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import os
 import sys
 import time
@@ -16,13 +18,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from search.space import SearchSpace, load_space, parse_space
-from search.study import default_storage, fail_dead_trials, open_storage, open_study, redact
 from core.errors import DlxError
-from experiment.yamlio import dump_yaml, load_yaml_mapping, read_text
+from core.lazy import lazy_module
+from search.folder import read_resolved_space, read_study_json, stored_storage, write_folder
+from search.objective import Objective
+from search.results import write_results
+from search.samplers import grid_size
+from search.space import SearchSpace, load_space
+from search.study import counts, fail_dead_trials, full_disk, open_storage, open_study, owner_attrs, retrying
+from search.worker import Budget, run_trials, split_threads, worker_process
+from train.outdir import check, write_marker
+from train.rundir import ensure_writable, new_run_dir
+
+optuna = lazy_module("optuna")
 
 DEFAULT_WORKERS = 1
 DEFAULT_MAX_FAILURES = 10
+
+
+@dataclass
+class SearchRequest:
+    """What `dlx search` was asked for: a space file or a search folder to resume, and the limits that override
+    the space's own."""
+
+    space_path: Optional[str | Path] = None
+    out: Optional[str | Path] = None         # search folder (default: runs/<name>-<time>)
+    resume: Optional[str | Path] = None      # continue this search folder instead of starting from a space
+    storage: Optional[str] = None            # Optuna storage URL (default: the folder's study.db)
+    name: Optional[str] = None               # study name
+    workers: int = DEFAULT_WORKERS           # trial processes on this machine
+    trials: Optional[int] = None             # COMPLETE + PRUNED trials to reach
+    timeout: Optional[float] = None          # seconds after which no new trial starts
+    max_failures: Optional[int] = DEFAULT_MAX_FAILURES
+    overrides: Optional[list[str]] = None    # --set on the base spec
 
 
 @dataclass
@@ -33,155 +61,134 @@ class SearchResult:
     counts: dict
 
 
-def run_search(space_path: Optional[str | Path] = None, *, out: Optional[str | Path] = None,
-               resume: Optional[str | Path] = None, storage: Optional[str] = None, name: Optional[str] = None,
-               workers: int = DEFAULT_WORKERS, trials: Optional[int] = None, timeout: Optional[float] = None,
-               max_failures: Optional[int] = DEFAULT_MAX_FAILURES, overrides: Optional[list[str]] = None,
-               on_trial: Optional[Callable] = None, sampler=None, pruner=None) -> SearchResult:
-    """Run (or continue) a search. `on_trial(frozen_trial, study)` is called as each trial finishes (and
-    `on_trial.start(metric, direction, target, done)` first, if it has one)."""
-    if workers < 1:
-        raise DlxError(f"--workers must be >= 1, but got {workers}.", key="--workers")
+@dataclass
+class OpenSearch:
+    """A search ready to run trials: its folder, space, study and budget."""
+
+    search_dir: Path
+    space: SearchSpace
+    study: object
+    url: str
+    storage: object          # the study's Optuna RDBStorage
+    budget: Budget
+
+
+def run_search(space_path: Optional[str | Path | SearchRequest] = None, *, on_trial: Optional[Callable] = None,
+               **options) -> SearchResult:
+    """Run (or continue) a search: `run_search("space.yaml", out=..., workers=2)` takes SearchRequest's fields
+    as keywords, or `run_search(SearchRequest(...))`. `on_trial(frozen_trial, study)` is called as each trial
+    finishes (and `on_trial.start(metric, direction, target, done, best)` first, if it has one)."""
+    request = space_path if isinstance(space_path, SearchRequest) else SearchRequest(space_path, **options)
+    if request.workers < 1:
+        raise DlxError(f"--workers must be >= 1, but got {request.workers}.", key="--workers")
     try:
-        return _run_search(space_path, out, resume, storage, name, workers, trials, timeout, max_failures,
-                           overrides, on_trial, sampler, pruner)
+        search = open_search(request)
+        stopped = _run(search, request.workers, on_trial)
+        return _finish(search, stopped, request.max_failures)
     except DlxError:
         raise
     except Exception as exc:  # the study boundary: a full disk is a user-facing error, not a traceback
-        from search.study import full_disk
         full = full_disk(exc)
         if full is None:
             raise
         raise full from None
 
 
-def _run_search(space_path, out, resume, storage, name, workers, trials, timeout, max_failures, overrides,
-                on_trial, sampler, pruner) -> SearchResult:
-    from search.results import write_results
-    from search.study import counts
-    from search.worker import Budget, run_trials
-    search_dir, space, stored = _prepare(space_path, out, resume, overrides, name)
-    url = storage or _stored_storage(stored, search_dir)
-    storage_obj = open_storage(url)
-    study_name = name or stored.get("name") or space.name
-    budget_trials = trials or space.trials
-    timeout = timeout if timeout is not None else space.timeout
-    if budget_trials is None and timeout is None:
+def open_search(request: SearchRequest) -> OpenSearch:
+    """Prepare the folder, open (or join) the study, write search.yaml and study.json, fail dead trials."""
+    search_dir, space, stored = _prepare(request)
+    url = request.storage or stored_storage(stored, search_dir)
+    storage = open_storage(url)
+    study_name = request.name or stored.get("name") or space.name
+    trials = request.trials or space.trials
+    timeout = request.timeout if request.timeout is not None else space.timeout
+    if trials is None and timeout is None:
         raise DlxError("give `trials:` or `timeout:` in the space (or --trials / --timeout), or the search never "
                        "ends.", file=space.file, key="trials")
     if space.sampler == "grid":
-        from search.samplers import grid_size
-        budget_trials = min(budget_trials or grid_size(space), grid_size(space))
-    study = open_study(space, storage_obj, study_name, sampler=sampler, pruner=pruner, seed_offset=0)
-    _write_folder(search_dir, space, study_name, url)
+        trials = min(trials or grid_size(space), grid_size(space))
+    study = open_study(space, storage, study_name, seed_offset=0)
+    write_folder(search_dir, space, study_name, url)
     fail_dead_trials(study)
     first = len(study.get_trials(deepcopy=False))
-    budget = Budget(budget_trials, time.time() + timeout if timeout else None, max_failures, first)
+    budget = Budget(trials, time.time() + timeout if timeout else None, request.max_failures, first)
+    return OpenSearch(search_dir, space, study, url, storage, budget)
+
+
+def _run(search: OpenSearch, workers: int, on_trial: Optional[Callable]) -> str:
+    """Run trials in this process or in `workers` processes; returns why the search stopped."""
+    study = search.study
     report = (lambda trial: on_trial(trial, study)) if on_trial else None
     if hasattr(on_trial, "start"):
-        on_trial.start(space.metric, space.direction, budget_trials, counts(study)["done"], _best_value(study))
+        on_trial.start(search.space.metric, search.space.direction, search.budget.trials, counts(study)["done"],
+                       _best_value(study))
     if workers == 1:
-        from search.objective import Objective
-        from search.study import owner_attrs
-        stopped = run_trials(study, Objective(space, search_dir, owner_attrs()), budget, report)
-    else:
-        stopped = _run_workers(search_dir, url, workers, budget, study, storage_obj, report)
-    best = write_results(study, space, search_dir)
-    state = counts(study, first)
+        return run_trials(study, Objective(search.space, search.search_dir, owner_attrs()), search.budget, report)
+    return _run_workers(search, workers, report)
+
+
+def _finish(search: OpenSearch, stopped: str, max_failures: Optional[int]) -> SearchResult:
+    best = write_results(search.study, search.space, search.search_dir)
+    state = counts(search.study, search.budget.first_number)
     if stopped == "failures":
         raise DlxError(f"the search stopped: {state['failed_since']} trials failed in this run (--max-failures "
-                       f"{max_failures}); last reason: {_last_failure(study)}. Results so far are in {search_dir}.")
-    return SearchResult(search_dir, best, stopped, state)
+                       f"{max_failures}); last reason: {_last_failure(search.study)}. Results so far are in "
+                       f"{search.search_dir}.")
+    return SearchResult(search.search_dir, best, stopped, state)
 
 
-def _prepare(space_path, out, resume, overrides, name) -> tuple[Path, SearchSpace, dict]:
-    if (space_path is None) == (resume is None):
+def _prepare(request: SearchRequest) -> tuple[Path, SearchSpace, dict]:
+    """(search folder, space, study.json's content): a resumed folder, or a new one for a space file."""
+    if (request.space_path is None) == (request.resume is None):
         raise DlxError("give a search space file (dlx search SPACE) or --resume SEARCH_DIR, not both.")
-    from train.outdir import check, write_marker
-    if resume is not None:
-        search_dir = Path(resume)
+    if request.resume is not None:
+        search_dir = Path(request.resume)
         if not (search_dir / "search.yaml").is_file():
             raise DlxError("this is not a search folder (it has no search.yaml).", file=search_dir)
-        if overrides:
+        if request.overrides:
             raise DlxError("--set can't change a search being resumed; its space is fixed in search.yaml.")
         check(search_dir, "search")
         write_marker(search_dir, "search")  # a search from before markers existed says what it is from now on
-        return search_dir, read_resolved_space(search_dir), _read_study_json(search_dir)
-    space = load_space(space_path, overrides)
-    if out is not None:
-        search_dir = Path(out)
-        from train.rundir import ensure_writable
+        return search_dir, read_resolved_space(search_dir), read_study_json(search_dir)
+    space = load_space(request.space_path, request.overrides)
+    if request.out is not None:
+        search_dir = Path(request.out)
         check(search_dir, "search")  # new, empty or a search (continued); anything else is left unchanged
         ensure_writable(search_dir)
     else:
-        from train.rundir import new_run_dir
-        search_dir = new_run_dir(space.base["output"]["dir"], name or space.name)
+        search_dir = new_run_dir(space.base["output"]["dir"], request.name or space.name)
     write_marker(search_dir, "search")  # first: the folder says what it is before anything else is in it
-    return search_dir, space, _read_study_json(search_dir)
-
-
-def read_resolved_space(search_dir: Path) -> SearchSpace:
-    path = Path(search_dir) / "search.yaml"
-    return parse_space(load_yaml_mapping(path, "search space"), path, read_text(path))
-
-
-def _read_study_json(search_dir: Path) -> dict:
-    from core.files import read_json
-    return read_json(Path(search_dir) / "study.json", {}) or {}
-
-
-def _stored_storage(stored: dict, search_dir: Path) -> str:
-    url = stored.get("storage")
-    if not url:
-        return default_storage(search_dir)
-    if "***" in url:
-        raise DlxError(f"this search uses the storage {url}, whose password is not stored; give it again with "
-                       "--storage URL.", key="--storage")
-    return url
-
-
-def _write_folder(search_dir: Path, space: SearchSpace, study_name: str, url: str) -> None:
-    from core.files import atomic_write_json, atomic_write_text
-    atomic_write_text(search_dir / "search.yaml", dump_yaml({**space.to_yaml_dict(), "name": study_name}))
-    shown = None if url == default_storage(search_dir) else redact(url)
-    atomic_write_json(search_dir / "study.json", {"name": study_name, "storage": shown})
-    (search_dir / "trials").mkdir(exist_ok=True)
-
-
-def open_search_dir(search_dir: Path, worker: int = 0, storage_url: Optional[str] = None):
-    """(space, study, seed) for a worker process joining the search in `search_dir`."""
-    space = read_resolved_space(search_dir)
-    stored = _read_study_json(search_dir)
-    url = storage_url or _stored_storage(stored, search_dir)
-    study = open_study(space, open_storage(url), stored.get("name") or space.name, seed_offset=worker)
-    return space, study, space.seed
+    return search_dir, space, read_study_json(search_dir)
 
 
 def _warm_imports() -> None:
     """Import what every trial needs once, before the workers are forked: each would otherwise pay seconds
     for torch and for torch._dynamo (which torch's optimizers import on first use)."""
     import torch._dynamo  # noqa: F401
-    import search.objective  # noqa: F401
     import train.run  # noqa: F401
 
 
-def _run_workers(search_dir: Path, url: str, workers: int, budget, study, storage, report) -> str:
-    import multiprocessing
-    import multiprocessing.connection
-    from search.study import counts
-    from search.worker import split_threads, worker_process
-    (search_dir / "logs").mkdir(exist_ok=True)
+def _worker_processes(search: OpenSearch, workers: int) -> list:
+    """The worker processes, not yet started; torch and the training code imported first where they fork."""
+    logs = search.search_dir / "logs"
+    logs.mkdir(exist_ok=True)
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     if sys.platform == "linux":
         _warm_imports()
-    storage.engine.dispose()  # no database connection may cross a fork (SQLite's locks and WAL map would break)
+    search.storage.engine.dispose()  # no database connection may cross a fork (SQLite's locks would break)
     sys.stdout.flush()
     sys.stderr.flush()
     processes = [context.Process(target=worker_process, name=f"dlx-search-worker-{index}",
-                                 args=(search_dir, url, index, split_threads(workers), budget,
-                                       search_dir / "logs" / f"worker-{index}.log", os.getpid()))
+                                 args=(search.search_dir, search.url, index, split_threads(workers), search.budget,
+                                       logs / f"worker-{index}.log", os.getpid()))
                  for index in range(1, workers + 1)]
+    return processes
+
+
+def _run_workers(search: OpenSearch, workers: int, report) -> str:
+    study, budget = search.study, search.budget
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None}
+    processes = _worker_processes(search, workers)
     try:
         for process in processes:
             process.start()
@@ -197,20 +204,23 @@ def _run_workers(search_dir: Path, url: str, workers: int, budget, study, storag
                 process.terminate()
             if process.pid is not None:
                 process.join()
-    bad = [(i + 1, p.exitcode) for i, p in enumerate(processes) if p.exitcode != 0]
-    if bad:
-        index, code = bad[0]
-        tail = (search_dir / "logs" / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()[-1:]
-        raise DlxError(f"worker {index} stopped with exit code {code}: {' '.join(tail) or 'no output'} (see "
-                       f"{search_dir / 'logs'}).")
+    _check_exits(search.search_dir, processes)
     state = counts(study, budget.first_number)
     if budget.max_failures is not None and state["failed_since"] >= budget.max_failures:
         return "failures"
     return "done" if budget.trials is not None and state["done"] >= budget.trials else "timeout"
 
 
+def _check_exits(search_dir: Path, processes: list) -> None:
+    bad = [(i + 1, p.exitcode) for i, p in enumerate(processes) if p.exitcode != 0]
+    if bad:
+        index, code = bad[0]
+        tail = (search_dir / "logs" / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()[-1:]
+        raise DlxError(f"worker {index} stopped with exit code {code}: {' '.join(tail) or 'no output'} (see "
+                       f"{search_dir / 'logs'}).")
+
+
 def _report_new(study, seen: set, report) -> None:
-    from search.study import retrying
     for trial in retrying(lambda: study.get_trials(deepcopy=False)):
         if trial.datetime_complete is not None and trial.number not in seen:
             seen.add(trial.number)
@@ -219,8 +229,7 @@ def _report_new(study, seen: set, report) -> None:
 
 
 def _last_failure(study) -> str:
-    from optuna.trial import TrialState
-    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
     return failed[-1].user_attrs.get("fail_reason", "unknown").rstrip(".") if failed else "unknown"
 
 

@@ -9,14 +9,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from core.numbers import fmt
+
 STATE_STYLE = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}
 MAX_ROWS = 20
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def describe(trial, metric: str) -> dict:
@@ -25,7 +21,8 @@ def describe(trial, metric: str) -> dict:
     if value is None and trial.intermediate_values:
         value = trial.intermediate_values[max(trial.intermediate_values)]
     return {"number": trial.number, "state": state, "value": value,
-            "params": ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in trial.params.items()),
+            "params": ", ".join(f"{k.split('.')[-1]}={fmt(v, style='general', empty='None')}"
+                                for k, v in trial.params.items()),
             "epochs": trial.user_attrs.get("epochs"), "reason": trial.user_attrs.get("fail_reason")}
 
 

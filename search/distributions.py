@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from core.errors import DlxError
+from core.errors import DlxError, did_you_mean
 
 KINDS = ("float", "int", "choice")
 MAX_GRID_VALUES = 100_000  # values of one grid parameter
@@ -166,7 +166,6 @@ def parse_distribution(raw: Any) -> tuple[Distribution, Optional[dict]]:
     kind = kinds[0]
     unknown = [k for k in raw if k != kind and k not in OPTIONS[kind]]
     if unknown:
-        from core.errors import did_you_mean
         raise DlxError(f"unknown option '{unknown[0]}' for a {kind} parameter; expected one of: "
                        f"{', '.join(OPTIONS[kind])}.{did_you_mean(str(unknown[0]), OPTIONS[kind])}", key=str(unknown[0]))
     try:

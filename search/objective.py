@@ -11,6 +11,12 @@ import time
 from pathlib import Path
 
 from core.errors import DlxError
+from core.files import read_json
+from core.lazy import lazy_module
+from archs.check import validate_spec
+from train.rundir import write_summary
+
+optuna = lazy_module("optuna")
 
 
 class Objective:
@@ -27,8 +33,6 @@ class Objective:
         return sampled
 
     def __call__(self, trial) -> float:
-        import optuna
-        from archs.check import validate_spec
         from train.loop import NonFiniteLoss
         from train.run import train
 
@@ -85,8 +89,6 @@ class Objective:
 
 def _mark_summary(run_dir: Path, status: str, reason: str | None) -> None:
     """Record in the run folder's summary.json why the run stopped (train() marks any exception 'failed')."""
-    from core.files import read_json
-    from train.rundir import write_summary
     summary = read_json(run_dir / "summary.json")
     if summary is not None:
         write_summary(run_dir, {**summary, "status": status, "reason": reason})

@@ -9,15 +9,19 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from core.files import atomic_write_json, atomic_write_text
+from core.files import atomic_write_json, atomic_write_text, read_json
+from core.lazy import lazy_module
 from experiment.yamlio import dump_yaml
+from train.rundir import write_summary
+
+optuna = lazy_module("optuna")
 
 COLUMNS = ["number", "state", "value", "epochs", "seconds", "run_dir", "reason"]
 
 
 def leaderboard(study, space) -> list[dict]:
     """Every finished trial, best first (COMPLETE by value, then PRUNED, then FAIL)."""
-    from optuna.trial import TrialState
+    TrialState = optuna.trial.TrialState
     sign = -1 if space.direction == "maximize" else 1
     rows = []
     for trial in study.get_trials(deepcopy=False):
@@ -56,7 +60,6 @@ def write_leaderboard(rows: list[dict], space, search_dir: Path) -> None:
 
 def write_results(study, space, search_dir: Path) -> Optional[dict]:
     """Write the leaderboard and, if any trial completed, best.json and best.yaml. Returns best.json's data."""
-    from core.files import read_json
     search_dir = Path(search_dir)
     rows = leaderboard(study, space)
     write_leaderboard(rows, space, search_dir)
@@ -87,9 +90,7 @@ def write_results(study, space, search_dir: Path) -> Optional[dict]:
 def _score_on_test(run_dir: Optional[str]) -> Optional[dict]:
     if not run_dir or not (Path(run_dir) / "checkpoints" / "best.pt").is_file():
         return None  # the best trial ran on another machine; score it there with `dlx evaluate`
-    from train.evaluate import evaluate_run
-    from core.files import read_json
-    from train.rundir import write_summary
+    from train.evaluate import evaluate_run  # torch: imported only when a trial is scored here
     result = evaluate_run(run_dir, "test")
     test = {"accuracy": result["accuracy"], "loss": result["loss"], "samples": result["samples"]}
     summary = read_json(Path(run_dir) / "summary.json")

@@ -6,67 +6,70 @@ sampler_args / pruner_args, checked against the constructor's keyword names.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Callable
 
-from core.errors import DlxError, did_you_mean, unknown_name
+from core.errors import DlxError, did_you_mean
+from core.lazy import lazy_module, resolve
+from core.registry import Registry
+from search.distributions import MAX_GRID_POINTS, MAX_GRID_VALUES
 
-SAMPLERS: dict[str, Callable] = {}
-PRUNERS: dict[str, Callable] = {}
-_TARGETS: dict[tuple[str, str], str] = {}  # (kind, name) → "optuna.samplers.TPESampler", for argument checks
+optuna = lazy_module("optuna")
+
+
+@dataclass(frozen=True)
+class Factory:
+    """A registered sampler or pruner: `make` builds it; `target` names the Optuna class whose keyword
+    arguments the space file's sampler_args / pruner_args are checked against."""
+
+    make: Callable
+    target: str
+
+
+SAMPLERS: Registry[Factory] = Registry("sampler", key="sampler")
+PRUNERS: Registry[Factory] = Registry("pruner", key="pruner")
 
 
 def register_sampler(name: str, target: str):
     def decorate(factory):
-        SAMPLERS[name] = factory
-        _TARGETS["sampler", name] = target
+        SAMPLERS.register(name, Factory(factory, target))
         return factory
     return decorate
 
 
 def register_pruner(name: str, target: str):
     def decorate(factory):
-        PRUNERS[name] = factory
-        _TARGETS["pruner", name] = target
+        PRUNERS.register(name, Factory(factory, target))
         return factory
     return decorate
 
 
-def _resolve(target: str):
-    import importlib
-    module, _, attr = target.rpartition(".")
-    return getattr(importlib.import_module(module), attr)
-
-
-def _check_args(kind: str, name: str, args: dict, file) -> None:
+def _check_args(registry: Registry, name: str, args: dict, file) -> None:
+    factory = registry.get(name, file=file)
     if not args:
         return
-    import optuna  # noqa: F401 - only needed to look at constructor signatures
-    cls = _resolve(_TARGETS[kind, name])
+    cls = resolve(factory.target)
     known = [p for p in inspect.signature(cls).parameters if p not in ("self", "search_space", "seed")]
     for arg in args:
         if arg not in known:
             raise DlxError(f"{cls.__name__} has no argument '{arg}'; its arguments are: {', '.join(known)}."
-                           f"{did_you_mean(arg, known)}", file=file, key=f"{kind}_args.{arg}")
+                           f"{did_you_mean(arg, known)}", file=file, key=f"{registry.kind}_args.{arg}")
 
 
 def check_sampler(name: str, args: dict, file=None) -> None:
-    if name.lower() not in SAMPLERS:
-        raise unknown_name("sampler", name, SAMPLERS, file=file, key="sampler")
-    _check_args("sampler", name.lower(), args, file)
+    _check_args(SAMPLERS, name, args, file)
 
 
 def check_pruner(name: str, args: dict, file=None) -> None:
-    if name.lower() not in PRUNERS:
-        raise unknown_name("pruner", name, PRUNERS, file=file, key="pruner")
-    _check_args("pruner", name.lower(), args, file)
+    _check_args(PRUNERS, name, args, file)
 
 
 def make_sampler(space, seed: int):
-    return SAMPLERS[space.sampler](space, seed, dict(space.sampler_args))
+    return SAMPLERS.get(space.sampler).make(space, seed, dict(space.sampler_args))
 
 
 def make_pruner(space):
-    return PRUNERS[space.pruner](space, dict(space.pruner_args))
+    return PRUNERS.get(space.pruner).make(space, dict(space.pruner_args))
 
 
 # -- samplers -----------------------------------------------------------------------------------------------
@@ -76,29 +79,25 @@ def _startup_trials(space, least: int) -> int:
     return min(10, max(least, (space.trials or 30) // 4))
 
 
-@register_sampler("random", "optuna.samplers.RandomSampler")
+@register_sampler("random", "optuna.samplers:RandomSampler")
 def _random(space, seed, args):
-    import optuna
     return optuna.samplers.RandomSampler(seed=seed, **args)
 
 
-@register_sampler("tpe", "optuna.samplers.TPESampler")
+@register_sampler("tpe", "optuna.samplers:TPESampler")
 def _tpe(space, seed, args):
-    import optuna
     args.setdefault("n_startup_trials", _startup_trials(space, 2))
     return optuna.samplers.TPESampler(seed=seed, **args)
 
 
-@register_sampler("gp", "optuna.samplers.GPSampler")
+@register_sampler("gp", "optuna.samplers:GPSampler")
 def _gp(space, seed, args):
-    import optuna
     args.setdefault("n_startup_trials", _startup_trials(space, 2))
     return optuna.samplers.GPSampler(seed=seed, **args)
 
 
-@register_sampler("cmaes", "optuna.samplers.CmaEsSampler")
+@register_sampler("cmaes", "optuna.samplers:CmaEsSampler")
 def _cmaes(space, seed, args):
-    import optuna
     try:
         import cmaes  # noqa: F401
     except ImportError:
@@ -108,22 +107,19 @@ def _cmaes(space, seed, args):
     return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **args)
 
 
-@register_sampler("genetic", "optuna.samplers.NSGAIISampler")
+@register_sampler("genetic", "optuna.samplers:NSGAIISampler")
 def _genetic(space, seed, args):
-    import optuna
     args.setdefault("population_size", min(50, max(4, (space.trials or 40) // 4)))
     return optuna.samplers.NSGAIISampler(seed=seed, **args)
 
 
-@register_sampler("qmc", "optuna.samplers.QMCSampler")
+@register_sampler("qmc", "optuna.samplers:QMCSampler")
 def _qmc(space, seed, args):
-    import optuna
     return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False, **args)
 
 
-@register_sampler("grid", "optuna.samplers.GridSampler")
+@register_sampler("grid", "optuna.samplers:GridSampler")
 def _grid(space, seed, args):
-    import optuna
     return optuna.samplers.GridSampler(grid_values(space), seed=seed, **args)
 
 
@@ -136,7 +132,6 @@ def grid_values(space) -> dict[str, list]:
 
 def grid_size(space) -> int:
     """The number of grid points, counted without listing them; refused past MAX_GRID_POINTS."""
-    from search.distributions import MAX_GRID_POINTS, MAX_GRID_VALUES
     size = 1
     for param in space.params:
         count = param.distribution.grid_count()
@@ -162,32 +157,22 @@ def _epochs(space) -> int:
     return int(space.base["train"]["epochs"])
 
 
-@register_pruner("none", "optuna.pruners.NopPruner")
+@register_pruner("none", "optuna.pruners:NopPruner")
 def _none(space, args):
-    import optuna
     return optuna.pruners.NopPruner(**args)
 
 
-@register_pruner("median", "optuna.pruners.MedianPruner")
+@register_pruner("median", "optuna.pruners:MedianPruner")
 def _median(space, args):
-    import optuna
-    args.setdefault("n_startup_trials", 3)
-    args.setdefault("n_warmup_steps", 1)
-    return optuna.pruners.MedianPruner(**args)
+    return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 1, **args})
 
 
-@register_pruner("hyperband", "optuna.pruners.HyperbandPruner")
+@register_pruner("hyperband", "optuna.pruners:HyperbandPruner")
 def _hyperband(space, args):
-    import optuna
-    args.setdefault("min_resource", 1)
-    args.setdefault("max_resource", _epochs(space))
-    args.setdefault("reduction_factor", 3)
-    return optuna.pruners.HyperbandPruner(**args)
+    defaults = {"min_resource": 1, "max_resource": _epochs(space), "reduction_factor": 3}
+    return optuna.pruners.HyperbandPruner(**{**defaults, **args})
 
 
-@register_pruner("asha", "optuna.pruners.SuccessiveHalvingPruner")
+@register_pruner("asha", "optuna.pruners:SuccessiveHalvingPruner")
 def _asha(space, args):
-    import optuna
-    args.setdefault("min_resource", 1)
-    args.setdefault("reduction_factor", 3)
-    return optuna.pruners.SuccessiveHalvingPruner(**args)
+    return optuna.pruners.SuccessiveHalvingPruner(**{"min_resource": 1, "reduction_factor": 3, **args})

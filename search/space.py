@@ -13,10 +13,13 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from search.distributions import Param, parse_distribution
-from core.errors import DlxError
 from archs.check import validate_spec
-from experiment.load import spec_to_dict, validation_error
+from archs.parse import check_vars_referenced
+from core.errors import DlxError, did_you_mean
+from experiment.load import expand_shorthands, spec_to_dict, validation_error
+from experiment.schema import ModelSpec
+from search.distributions import Param, parse_distribution
+from search.samplers import check_pruner, check_sampler, grid_size
 from experiment.overrides import apply_overrides, get_path, set_path
 from experiment.yamlio import line_of, load_yaml_mapping, read_text
 
@@ -116,7 +119,6 @@ def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = N
     base = _load_base(raw.base, file, raw.overrides, list(overrides or []))
     params = [_parse_param(name, value, base, file, text) for name, value in raw.params.items()]
     _check_conditions(params, file, text)
-    from search.samplers import check_pruner, check_sampler
     check_sampler(raw.sampler, raw.sampler_args, file=file)
     check_pruner(raw.pruner, raw.pruner_args, file=file)
     name = raw.name or (file.stem if file else "search")
@@ -124,7 +126,6 @@ def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = N
                         raw.sampler_args, raw.pruner.lower(), raw.pruner_args, raw.trials, parse_duration(raw.timeout),
                         raw.keep, raw.seed, params)
     if space.sampler == "grid":  # counted now, before anything is listed or trained
-        from search.samplers import grid_size
         grid_size(space)
     return space
 
@@ -134,7 +135,6 @@ def _load_base(base, file: Optional[Path], space_overrides: dict, cli_overrides:
 
     Errors name the place to fix: `overrides.<key>` in the space file for a bad override, `base.<key>` in
     the space file for an inline base, and the base spec file (at its own key) for a base given by path."""
-    from experiment.load import expand_shorthands
     if isinstance(base, dict):
         data, base_file, text = expand_shorthands(base), None, None
     else:
@@ -192,8 +192,6 @@ def _parse_param(name: str, value, base: dict, file, text) -> Param:
         raise DlxError("a parameter needs a key path like train.optimizer.lr.", file=file, key=f"params.{name}", line=line)
     vars_path = parts[:2] == ["model", "vars"] and len(parts) == 3
     if vars_path:  # a var that no layer references would vary nothing
-        from archs.parse import check_vars_referenced
-        from experiment.schema import ModelSpec
         try:
             check_vars_referenced([parts[2]], ModelSpec.model_validate(base["model"]))
         except DlxError as exc:
@@ -203,7 +201,6 @@ def _parse_param(name: str, value, base: dict, file, text) -> Param:
             get_path(base, parts)
         except (KeyError, IndexError, TypeError):
             known = _known_paths(base)
-            from core.errors import did_you_mean
             raise DlxError(f"'{name}' is not a key path of the base spec (only model.vars.NAME may add a new key); "
                            f"check the spelling.{did_you_mean(name, known)}", file=file, key=f"params.{name}",
                            line=line) from None

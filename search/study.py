@@ -9,15 +9,27 @@ machines, after `GRACE_SECONDS` without a beat.
 from __future__ import annotations
 
 import datetime
+import errno
+import importlib.util
 import json
 import os
 import re
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
+from sqlalchemy import event
+from sqlalchemy.exc import (ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError, OperationalError,
+                            ProgrammingError)
+
 from core.errors import DlxError
+from core.lazy import lazy_module
+from core.processes import pid_alive
+from search.samplers import make_pruner, make_sampler
+
+optuna = lazy_module("optuna")
 
 SPACE_ATTR = "dlx_space"
 HEARTBEAT_SECONDS = 10
@@ -41,7 +53,6 @@ FULL_DISK = ("database or disk is full", "no space left on device", "could not e
 def full_disk(exc: BaseException) -> Optional[DlxError]:
     """A DlxError saying the disk is full, if `exc` (an OSError, or a database error) means that; else None.
     Retrying doesn't help then, and the trials already stored are intact (SQLite rolls the write back)."""
-    import errno
     seen = 0
     while exc is not None and seen < 5:
         text = str(exc).lower()
@@ -56,7 +67,6 @@ def full_disk(exc: BaseException) -> Optional[DlxError]:
 def retrying(call: Callable, attempts: int = 8, what: str = "the study storage"):
     """Run `call`, retrying SQLAlchemy OperationalError (busy SQLite, a dropped connection) with backoff.
     A full disk is not retried."""
-    from sqlalchemy.exc import OperationalError
     for attempt in range(attempts):
         try:
             return call()
@@ -72,8 +82,6 @@ def retrying(call: Callable, attempts: int = 8, what: str = "the study storage")
 
 def open_storage(url: str, heartbeat: bool = True):
     """An Optuna RDBStorage for `url`; an unreachable or malformed URL is a DlxError that names it."""
-    import optuna
-    from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
     shown = redact(url)
     url = _with_driver(url)
     sqlite = url.startswith("sqlite")
@@ -83,7 +91,6 @@ def open_storage(url: str, heartbeat: bool = True):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     beat = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS,
             "heartbeat_stale_trial_callback": requeue_stale} if heartbeat else {}
-    import warnings
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         storage = _create_tables(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat))
@@ -123,7 +130,6 @@ def _serialise_sqlite(engine) -> None:
     any lock, so Optuna's check-then-set on a WAITING trial is not atomic: two workers starting together both
     popped the same re-queued trial, trained it into the same folder, and one then crashed on
     "Cannot tell a COMPLETE trial"."""
-    from sqlalchemy import event
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection):
@@ -134,7 +140,6 @@ def _serialise_sqlite(engine) -> None:
 
 def _create_tables(create: Callable, attempts: int = 5):
     """Two processes creating Optuna's tables in a fresh database at once: the loser retries and finds them."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
     for attempt in range(attempts):
         try:
             return create()
@@ -147,7 +152,6 @@ def _create_tables(create: Callable, attempts: int = 5):
 def _with_driver(url: str) -> str:
     """postgresql:// → postgresql+psycopg2:// when only psycopg2 (the dlx[postgres] extra) is installed:
     SQLAlchemy 2.1 defaults to psycopg 3."""
-    import importlib.util
     if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
             and importlib.util.find_spec("psycopg2") is not None:
         return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
@@ -180,21 +184,19 @@ def _first_line(exc) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def open_study(space, storage, name: str, create: bool = True, sampler=None, pruner=None, seed_offset: int = 0):
+def open_study(space, storage, name: str, seed_offset: int = 0):
     """Create or join the study `name`, refusing a stored space that conflicts with `space`.
 
     The sampler's seed mixes in the worker index and the trials so far, so parallel workers and resumed
     searches don't replay the same random draws."""
-    import optuna
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: we record the reason
 
     def load():
-        if create:
-            try:
-                return optuna.create_study(storage=storage, study_name=name, direction=space.direction,
-                                           load_if_exists=True)
-            except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
-                pass
+        try:
+            return optuna.create_study(storage=storage, study_name=name, direction=space.direction,
+                                       load_if_exists=True)
+        except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
+            pass
         try:
             return optuna.load_study(study_name=name, storage=storage)
         except KeyError:
@@ -215,10 +217,9 @@ def open_study(space, storage, name: str, create: bool = True, sampler=None, pru
     if study.direction.name.lower() != space.direction:
         raise DlxError(f"study '{name}' is set to {study.direction.name.lower()}, but the space asks to "
                        f"{space.direction}.", file=space.file, key="direction")
-    from search.samplers import make_pruner, make_sampler
     seed = space.seed + 7919 * seed_offset + len(retrying(lambda: study.get_trials(deepcopy=False)))
-    study.sampler = sampler or make_sampler(space, seed)
-    study.pruner = pruner or make_pruner(space)
+    study.sampler = make_sampler(space, seed)
+    study.pruner = make_pruner(space)
     return study
 
 
@@ -238,14 +239,7 @@ def owner_attrs() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+DIED = "its process died (killed or crashed) while the trial ran; re-queued"
 
 
 def requeue_stale(study, trial) -> None:
@@ -258,33 +252,35 @@ def _dead(trial, host: str) -> bool:
     if "pid" not in attrs:  # killed after Optuna created it, before the objective recorded its owner
         started = trial.datetime_start
         return started is not None and (datetime.datetime.now() - started).total_seconds() > ORPHAN_SECONDS
-    return attrs.get("host") == host and not _alive(int(attrs["pid"]))
+    return attrs.get("host") == host and not pid_alive(int(attrs["pid"]))
 
 
 def fail_dead_trials(study) -> list[int]:
     """Fail RUNNING trials whose process is gone and re-queue them: those of this host whose process no
     longer exists, and those of any host that never recorded an owner within ORPHAN_SECONDS."""
-    from optuna.trial import TrialState
     host = socket.gethostname()
     failed = []
-    for trial in retrying(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+    for trial in retrying(lambda: study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))):
         if not _dead(trial, host):
             continue
-        storage = study._storage
-
-        def fail(trial=trial):
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its process died (killed or crashed) "
-                                        "while the trial ran; re-queued")
-            return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-
         try:
-            if retrying(fail):
+            if retrying(lambda trial=trial: _fail_in_storage(study, trial, DIED)):
                 failed.append(trial.number)
                 requeue_stale(study, trial)
-        except Exception as exc:  # noqa: BLE001 - another process finished it first: nothing to do
-            if type(exc).__name__ != "UpdateFinishedTrialError":
-                raise
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process finished it first: nothing to do
+            pass
     return failed
+
+
+def _fail_in_storage(study, trial, reason: str) -> bool:
+    """Mark another process's RUNNING `trial` FAIL with `reason`, in the storage itself.
+
+    The one place dlx reaches into Optuna's internals (`study._storage`, `trial._trial_id`): Optuna's public
+    `study.tell` can't do this, as it runs the sampler's `after_trial` hook (GridSampler's calls `study.stop()`,
+    which raises outside `optimize`) and has no way to set a user attr on a trial this process doesn't hold."""
+    storage, trial_id = study._storage, trial._trial_id
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    return storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
 
 
 def counts(study, since: int = 0) -> dict:

@@ -5,7 +5,9 @@ N workers (or N machines) together stop at the requested count; a trial that fai
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 import time
 import warnings
@@ -13,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from core.errors import DlxError
+from core.lazy import lazy_module
+from search.folder import open_search_dir
+from search.objective import Objective
 from search.study import counts, fail_dead_trials, full_disk, owner_attrs
+
+optuna = lazy_module("optuna")
+torch = lazy_module("torch")
 
 
 @dataclass
@@ -26,7 +35,6 @@ class Budget:
 
 def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = None, poll: float = 0.25) -> str:
     """Run trials until the budget is spent; returns why it stopped: 'done', 'timeout' or 'failures'."""
-    import optuna
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", module="optuna")
     callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else []
@@ -73,11 +81,7 @@ def worker_process(search_dir: Path, storage_url: str, index: int, threads: int,
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    import torch
     torch.set_num_threads(threads)
-    from search.api import open_search_dir
-    from search.objective import Objective
-    from core.errors import DlxError
     try:
         space, study, _ = open_search_dir(search_dir, worker=index, storage_url=storage_url)
         run_trials(study, Objective(space, search_dir, owner_attrs()), budget)
@@ -97,8 +101,6 @@ def _die_with_parent(parent: int) -> None:
     """A SIGKILLed `dlx search` takes its workers with it (Linux's PR_SET_PDEATHSIG)."""
     if sys.platform != "linux":
         return
-    import ctypes
-    import signal
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
