@@ -106,6 +106,11 @@ SUMMARY_HINT = " Restore it, or delete it: dlx train --resume writes a new one."
 SPLIT_HINT = " Restore it from a copy of the run."
 
 
+def _file(*parts: str) -> property:
+    """A path inside the run folder, as a read-only attribute."""
+    return property(lambda folder: folder.path.joinpath(*parts))
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """A run folder's files by name, and their validated readers and atomic writers."""
@@ -115,37 +120,14 @@ class RunFolder:
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
 
-    @property
-    def config(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics_jsonl(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def metrics_csv(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def split(self) -> Path:
-        return self.path / "split.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.path / "summary.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.pt"
-
-    @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.pt"
+    config = _file("config.yaml")
+    metrics_jsonl = _file("metrics.jsonl")
+    metrics_csv = _file("metrics.csv")
+    split = _file("split.json")
+    summary = _file("summary.json")
+    checkpoints = _file("checkpoints")
+    best = _file("checkpoints", "best.pt")
+    last = _file("checkpoints", "last.pt")
 
     def holds_epochs(self) -> bool:
         """Whether a run here recorded an epoch (even without last.pt)."""
