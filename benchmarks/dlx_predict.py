@@ -41,7 +41,8 @@ def main() -> None:
     for _ in range(args.repeats):
         predict_logits(model, data, plan)
     seconds = time.perf_counter() - start
-    print(json.dumps({"images_per_second": args.repeats * len(data) / seconds, "seconds": seconds}))
+    print(json.dumps({"images_per_second": args.repeats * len(data) / seconds, "seconds": seconds,
+                      "device": plan.device.type}))
 
 
 def ensemble_member(args) -> None:
@@ -57,7 +58,8 @@ def ensemble_member(args) -> None:
     for _ in range(args.repeats):
         member_log_probs(member, unit, model)
     seconds = time.perf_counter() - start
-    print(json.dumps({"images_per_second": args.repeats * len(unit) / seconds, "seconds": seconds}))
+    device = next(model.parameters()).device.type
+    print(json.dumps({"images_per_second": args.repeats * len(unit) / seconds, "seconds": seconds, "device": device}))
 
 
 if __name__ == "__main__":
