@@ -29,3 +29,18 @@ def resolve(reference: str):
     higher one (a dataset entry naming its loader) without importing it."""
     module, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def lazy_attributes(package: str, where: dict[str, list[str]]):
+    """(`__getattr__`, names) for a package `__init__` whose public names live in submodules that are costly to
+    import: each name is imported from its module on first use (PEP 562) and then kept in the package."""
+    module_of = {name: module for module, names in where.items() for name in names}
+
+    def __getattr__(name: str):
+        if name not in module_of:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = resolve(f"{module_of[name]}:{name}")
+        setattr(importlib.import_module(package), name, value)
+        return value
+
+    return __getattr__, sorted(module_of)

@@ -5,7 +5,7 @@ Other packages import these names from here. They load on first use (PEP 562 `__
 run folder's JSON (`dlx runs`) does not pay for importing torch."""
 from __future__ import annotations
 
-from core.lazy import resolve
+from core.lazy import lazy_attributes
 
 _WHERE = {
     "train.run": ["RunAlreadyFinished", "RunResult", "TrainingInterrupted", "train"],
@@ -22,14 +22,4 @@ _WHERE = {
     "train.data.formats": ["IMAGE_SUFFIXES", "open_image", "read_npz"],
     "train.data.sources": ["channels_first"],
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'train' has no attribute {name!r}")
-    value = resolve(f"{_MODULE_OF[name]}:{name}")
-    globals()[name] = value
-    return value
+__getattr__, __all__ = lazy_attributes(__name__, _WHERE)

@@ -93,3 +93,13 @@ def test_no_package_imports_another_packages_private_names():
             if parts[0] != module.split(".")[0] and any(part.startswith("_") and part != "__init__" for part in parts):
                 private.append(f"{module} imports {name}")
     assert not private, "\n".join(sorted(private))
+
+
+@pytest.mark.parametrize("package", [name for level in LAYERS[:-1] for name in level])
+def test_every_package_declares_its_public_api(package):
+    """`__all__` lists what other packages may import, and every listed name resolves (lazy ones too)."""
+    import importlib
+    module = importlib.import_module(package)
+    assert getattr(module, "__all__", None), f"{package}/__init__.py declares no __all__"
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert not missing, f"{package}.__all__ names what it does not have: {missing}"
