@@ -10,6 +10,7 @@ import typer
 
 from cli.common import JsonOption, console, friendly_errors, print_json
 from cli.tables import fixed
+from cli.tracking import MlflowOption, MlflowRequiredOption
 
 
 class Method(str, Enum):
@@ -149,11 +150,19 @@ def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or
                  "--temperature", help="Fit a temperature per member first.")] = False,
              duplicate_threshold: Annotated[float, typer.Option(
                  help="Flag pairs disagreeing on fewer than this fraction of validation samples.")] = 0.02,
+             mlflow: MlflowOption = None, mlflow_required: MlflowRequiredOption = False,
+             mlflow_experiment: Annotated[Optional[str], typer.Option(
+                 help="With --mlflow: the MLflow experiment (default: the first member's spec name).")] = None,
              json: JsonOption = False) -> None:
     """Combine runs into an ensemble with weights fitted on validation data (never on test data)."""
+    from core.errors import DlxError
     from ensemble import build_ensemble
+    from train.mlflow_log import Tracking
+    if (mlflow_required or mlflow_experiment) and not mlflow:
+        raise DlxError("--mlflow-required and --mlflow-experiment need --mlflow URI.", key="--mlflow")
+    tracking = Tracking(mlflow, mlflow_experiment, mlflow_required) if mlflow else None
     result = build_ensemble(run_dirs, method=method.value, metric=metric.value, out=out, temperature=temperature,
-                            duplicate_threshold=duplicate_threshold)
+                            duplicate_threshold=duplicate_threshold, tracking=tracking)
     if json:
         print_json(result)
     else:

@@ -44,12 +44,16 @@ def _cells(r: dict, folder: Path) -> list[str]:
 def runs(folder: Annotated[Path, typer.Argument(help="Folder of run folders.")] = Path("runs"),
          sort: Annotated[str, typer.Option(help="Column to sort by (numbers: highest first).")] = "val_accuracy",
          filter: Annotated[Optional[list[str]], typer.Option(help="Keep rows where key=value, e.g. dataset=digits.")] = None,
+         columns: Annotated[Optional[list[str]], typer.Option(
+             help="Also show these spec keys (key paths, comma-separated or repeated), e.g. "
+                  "model.vars.width,train.optimizer.lr; --sort and --filter take them too.")] = None,
          json: JsonOption = False) -> None:
     """List runs, searches and ensembles with their best validation and test accuracy.
 
     The table fits the terminal: columns of less use are left out first when it is narrow (--json has them all)."""
     from report import list_runs
-    rows = list_runs(folder, sort, filter)
+    keys = [key.strip() for text in columns or [] for key in text.split(",") if key.strip()]
+    rows = list_runs(folder, sort, filter, keys)
     if json:
         print_json(rows)
         return
@@ -57,7 +61,9 @@ def runs(folder: Annotated[Path, typer.Argument(help="Folder of run folders.")] 
     console.print(f"{len(rows)} folder(s) in {folder}", highlight=False, soft_wrap=True)
     if not rows:
         return
-    table, dropped = fit_table(COLUMNS, [_cells(r, folder) for r in rows], console.width)
+    shown = COLUMNS[:4] + [Column(key, 0, "right") for key in keys] + COLUMNS[4:]
+    cells = [(lambda c: c[:4] + [_fmt(r.get(key)) for key in keys] + c[4:])(_cells(r, folder)) for r in rows]
+    table, dropped = fit_table(shown, cells, console.width)
     console.print(table)
     if dropped:
         console.print(f"not shown at this width: {', '.join(dropped)} (a wider terminal or --json shows them).",

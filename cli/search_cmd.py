@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.common import JsonOption, QuietOption, SetOption, console, friendly_errors, print_json
+from cli.tracking import MlflowOption, MlflowRequiredOption, mlflow_overrides
 from core.errors import DlxError
 
 
@@ -29,9 +30,13 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
                                                                      "the space).")] = None,
            timeout: Annotated[Optional[str], typer.Option(help="Stop starting trials after this: 90, 30m, 2h.")] = None,
            max_failures: Annotated[int, typer.Option(min=1, help="Stop after this many failed trials.")] = 10,
+           mlflow: MlflowOption = None, mlflow_required: MlflowRequiredOption = False,
            quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Search hyperparameters with Optuna; each trial is a run folder; the best is scored on test data."""
     from search import TrialDisplay, parse_duration, run_search
+    if mlflow_required and not mlflow:
+        raise DlxError("--mlflow-required needs --mlflow URI (or set train.log.mlflow.required: true in the base "
+                       "spec).", key="--mlflow-required")
     try:
         seconds = parse_duration(timeout)
     except ValueError as exc:
@@ -39,7 +44,8 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
     display = None if quiet or json else TrialDisplay()
     try:
         result = run_search(space, out=out, resume=resume, storage=storage, name=name, workers=workers,
-                            trials=trials, timeout=seconds, max_failures=max_failures, overrides=set, on_trial=display)
+                            trials=trials, timeout=seconds, max_failures=max_failures, on_trial=display,
+                            overrides=[*(set or []), *mlflow_overrides(mlflow, mlflow_required)] or None)
     finally:
         if display is not None:
             display.close()

@@ -9,6 +9,7 @@ import typer
 from cli.common import (JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, located_in,
                         print_json)
 from cli.tables import fixed
+from cli.tracking import MlflowOption, MlflowRequiredOption, mlflow_overrides
 
 
 @friendly_errors
@@ -22,6 +23,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
                           "run's config.yaml. A schedule that depends on the total (cosine, onecycle) is rebuilt for "
                           "the new total and continues from the step reached, so the learning rate jumps to what "
                           "that longer schedule has there; step and none schedules just carry on.")] = None,
+          mlflow: MlflowOption = None, mlflow_required: MlflowRequiredOption = False,
           quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Train a model from a YAML spec and write a run folder; or continue one with --resume."""
     from core.errors import DlxError
@@ -37,12 +39,20 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
     spec = None
     if config is not None:
         from archs.check import load_spec
-        spec = load_spec(config, set)
+        spec = load_spec(config, [*(set or []), *mlflow_overrides(mlflow)])
+        if mlflow_required:
+            if spec.train.log.mlflow is None:
+                raise DlxError("--mlflow-required needs a tracking server: give --mlflow URI or set "
+                               "train.log.mlflow.tracking_uri in the spec.", key="--mlflow-required")
+            spec.train.log.mlflow.required = True
     elif set:
         raise DlxError("--set can't change a run being resumed; its spec is fixed in its checkpoint.")
+    elif mlflow or mlflow_required:
+        raise DlxError("--mlflow can't change a run being resumed; its spec is fixed in its checkpoint (a run that "
+                       "logged to MLflow goes on logging to the same MLflow run).", key="--mlflow")
     try:
         with located_in(config):
-            result = run_training(spec, out=out, resume=resume, quiet=quiet or json, epochs=epochs)
+            result = run_training(spec, out=out, resume=resume, quiet=quiet or json, epochs=epochs, spec_file=config)
     except RunAlreadyFinished as finished:  # not an error: the run is as complete as resuming would make it
         from train.rundir import read_summary
         err_console.print(f"note: {finished.message}", highlight=False, soft_wrap=True)

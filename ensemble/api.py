@@ -19,10 +19,13 @@ from ensemble.members import Member, check_compatible, load_members
 from ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metric_key, stacking
 from ensemble.metrics import confusion, nll, scores
 from ensemble.predictions import cached_log_probs
+from ensemble.records import record_ensemble
 from ensemble.selection import Fitted, Selection, fit, select
 from train.data import check_split_compatible, load_splits
 from train.evaluate import SPLITS
+from train.mlflow_log import Tracking
 from train.outdir import claim
+from train.provenance import new_session
 from train.rundir import ensure_writable, new_run_dir
 
 
@@ -117,19 +120,22 @@ class PoolFit:
 
 def build_ensemble(paths: list[str | Path], method: str = "auto", out: Optional[str | Path] = None,
                    temperature: bool = False, duplicate_threshold: float = DUPLICATE_BELOW,
-                   metric: str = "accuracy") -> dict:
+                   metric: str = "accuracy", tracking: Optional[Tracking] = None) -> dict:
     """Pool the run folders `paths` with `method` ('auto' chooses by cross-validation), fitted on validation data
-    for `metric`; write the ensemble folder. Test data is only scored, never used to fit or choose.
+    for `metric`; write the ensemble folder with its provenance.json (and log it to MLflow with `tracking`).
+    Test data is only scored, never used to fit or choose.
 
     `out` is checked and locked before any work (train.outdir): an ensemble there is rewritten, anything else is
     refused and left unchanged, and so is a second process writing the same folder."""
     check_options(method, metric)
+    session = new_session()
     members, skipped = load_members(paths)
     check_compatible(members, skipped)  # a refused pool leaves no output folder behind
     with claim(out, "ensemble") if out is not None else contextlib.nullcontext():
         pool = fit_pool(members, skipped, method, metric, temperature)
         result = describe(pool, method, metric, duplicate_threshold)
         write_ensemble(pool, result, out)
+        record_ensemble(result, session, members[0].split.get("fingerprint"), members[0].spec.name, tracking)
     return result
 
 

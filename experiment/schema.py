@@ -102,8 +102,15 @@ class EarlyStoppingSpec(Section):
     min_delta: float = Field(0.0, ge=0.0)
 
 
+class MlflowSpec(Section):
+    tracking_uri: str = Field(description="MLflow tracking server (http://host:5000) or store (sqlite:///mlflow.db)")
+    experiment: Optional[str] = Field(None, description="MLflow experiment name (default: the spec's name)")
+    required: bool = Field(False, description="an unreachable server stops the command (default: a warning)")
+
+
 class LogSpec(Section):
     tensorboard: bool = False
+    mlflow: Optional[MlflowSpec] = Field(None, description="log the run to MLflow as well (pip install 'dlx[mlflow]')")
 
 
 class TrainSpec(Section):

@@ -112,8 +112,10 @@ def classify(folder: Path) -> Optional[str]:
     return None
 
 
-def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[list[str]] = None) -> list[dict]:
-    """Rows for every run/search/ensemble folder directly inside `root`."""
+def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[list[str]] = None,
+              columns: Optional[list[str]] = None) -> list[dict]:
+    """Rows for every run/search/ensemble folder directly inside `root`; `columns` adds spec values by key path
+    (`model.vars.width`: a run's config.yaml, a search's best.yaml), which sort and filter like the others."""
     root = Path(root)
     if not root.exists():
         raise DlxError("no such folder.", file=root)
@@ -130,20 +132,62 @@ def list_runs(root: str | Path = "runs", sort: str = "name", filters: Optional[l
             rows.append(search_row(folder))
         elif kind == "ensemble":
             rows.append(ensemble_row(folder))
+    add_spec_columns(rows, columns or [])
+    known = COLUMNS + list(columns or [])
     for text in filters or []:
         key, _, value = text.partition("=")
         if not _:
             raise DlxError(f"--filter expects key=value, got {text!r}.", key="--filter")
-        if key not in COLUMNS:
-            raise unknown_name("column", key, COLUMNS, key="--filter")
+        if key not in known:
+            raise unknown_name("column", key, known, key="--filter")
         rows = [r for r in rows if str(r.get(key)) == value]
-    if sort not in COLUMNS:
-        raise unknown_name("column", sort, COLUMNS, key="--sort")
-    numeric = sort in ("trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds", "trials")
+    if sort not in known:
+        raise unknown_name("column", sort, known, key="--sort")
+    numeric = sort in ("trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds", "trials") \
+        or (sort in (columns or []) and all(_is_number(r[sort]) for r in rows if r.get(sort) is not None))
     present = [r for r in rows if r.get(sort) is not None]
     missing = [r for r in rows if r.get(sort) is None]
     present.sort(key=lambda r: r[sort] if numeric else str(r[sort]), reverse=numeric)
     return present + missing
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def spec_values(folder: Path, kind: str) -> Optional[dict]:
+    """{key.path: value} of a run's config.yaml or a search's best.yaml; None when there is none or it is damaged
+    (the listing never fails on one folder)."""
+    from experiment.yamlio import load_yaml_mapping
+    from report.diff import key_paths
+    path = folder / {"run": "config.yaml", "search": "best.yaml"}.get(kind, "")
+    if kind not in ("run", "search") or not path.is_file():
+        return None
+    try:
+        return key_paths(load_yaml_mapping(path, "spec"))
+    except DlxError:
+        return None
+
+
+def add_spec_columns(rows: list[dict], columns: list[str]) -> None:
+    """Set each row's value of every spec key path in `columns`; a key no folder's spec has is refused."""
+    if not columns:
+        return
+    seen: set = set()
+    for row in rows:
+        values = spec_values(Path(row["path"]), row["kind"])
+        if values is None:
+            continue
+        seen.update(values)
+        for key in columns:
+            row[key] = values.get(key)
+    for key in columns:
+        if seen and key not in seen:
+            listed = [k for k in seen if not k.startswith("model.layers.")] + ["model.layers.0..."]
+            raise unknown_name("spec key", key, listed, key="--columns")
+        if key in COLUMNS:
+            raise DlxError(f"--columns takes spec key paths such as model.vars.width; {key!r} is a column already.",
+                           key="--columns")
 
 
 def ensemble_row(folder: Path) -> dict:

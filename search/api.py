@@ -22,6 +22,7 @@ from core.errors import DlxError
 from core.lazy import lazy_module
 from search.folder import read_resolved_space, read_study_json, stored_storage, write_folder
 from search.objective import Objective
+from search.records import best_metrics, search_records
 from search.results import write_results
 from search.samplers import grid_size
 from search.space import SearchSpace, load_space
@@ -83,8 +84,12 @@ def run_search(space_path: Optional[str | Path | SearchRequest] = None, *, on_tr
         raise DlxError(f"--workers must be >= 1, but got {request.workers}.", key="--workers")
     try:
         search = open_search(request)
-        stopped = _run(search, request.workers, on_trial)
-        return _finish(search, stopped, request.max_failures)
+        with search_records(search.search_dir, search.space, request.space_path) as tracker:
+            stopped = _run(search, request.workers, on_trial)
+            result = _finish(search, stopped, request.max_failures)
+            if tracker is not None:
+                tracker.log_metrics(best_metrics(result.best))
+        return result
     except DlxError:
         raise
     except Exception as exc:  # the study boundary: a full disk is a user-facing error, not a traceback

@@ -14,6 +14,7 @@ from core.errors import DlxError
 from core.files import read_json
 from core.lazy import lazy_module
 from archs.check import validate_spec
+from search.records import search_origin
 from train.rundir import write_summary
 
 optuna = lazy_module("optuna")
@@ -24,6 +25,7 @@ class Objective:
         self.space = space
         self.trials_dir = Path(search_dir) / "trials"
         self.owner = owner
+        self.spec_file, self.mlflow_parent = search_origin(search_dir)  # the search's git tree and MLflow run
 
     def sample(self, trial) -> dict:
         sampled = {}
@@ -62,7 +64,8 @@ class Objective:
 
         try:
             spec = validate_spec(self.space.apply(self.sample(trial)), file=f"trial {trial.number}")
-            result = train(spec, out=run_dir, quiet=True, on_epoch=on_epoch, test=False)
+            result = train(spec, out=run_dir, quiet=True, on_epoch=on_epoch, test=False, spec_file=self.spec_file,
+                           mlflow_parent=self.mlflow_parent)
         except optuna.TrialPruned as exc:
             finish(str(exc), "pruned")
             raise

@@ -34,7 +34,7 @@ class EpochLines(Silent):
             f"{row['images_per_second']:,.0f} img/s", soft_wrap=True)
 
     def note(self, text):
-        self.console.print(text)
+        self.console.print(text, soft_wrap=True)  # a path broken over two lines is no path in a log
 
 
 class LiveBar(EpochLines):

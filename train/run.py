@@ -27,9 +27,11 @@ from train.diagnose import split_warnings
 from train.inputs import input_record
 from train.loop import TrainingSession, TrainState, evaluate, fit
 from train.memory import check_activation_memory
+from train.mlflow_log import Tracking, flatten, require_mlflow, resumable_run, summary_metrics, tracked
 from train.optim import continue_schedule, make_optimizer, make_scheduler
 from train.outdir import claim
 from train.progress import make_progress
+from train.provenance import read_provenance, recorded
 from train.rundir import RunFolder, new_run_dir
 from train.tensorboard import epoch_logger, require_tensorboard
 
@@ -125,29 +127,53 @@ class RunWriter:
 
 def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Optional[str | Path] = None,
           quiet: bool = True, on_epoch: Optional[Callable] = None, test: bool = True,
-          epochs: Optional[int] = None) -> RunResult:
+          epochs: Optional[int] = None, spec_file: Optional[str | Path] = None,
+          mlflow_parent: Optional[str] = None) -> RunResult:
     """Train `spec` into a new run folder (or `out`), or continue the run folder `resume`.
 
     `epochs` trains a resumed run further, to that many epochs in total (see `_continue_to`).
 
     `test=False` skips the test-set evaluation (a search scores only its best trial on test data).
 
+    `spec_file` (where the spec came from) names the git working tree recorded in provenance.json;
+    `mlflow_parent` nests the run's MLflow run (train.log.mlflow) under that run (a search's).
+
     The run folder is locked until training ends (train.outdir): a second writer is refused at once."""
     with ExitStack() as lock:
         opened = _open(spec, out, resume, epochs, lock)
+        record, tracker = _records(lock, opened, spec_file, mlflow_parent)
         tensorboard = epoch_logger(opened.folder.path, then=on_epoch) if opened.spec.train.log.tensorboard else None
+        logger = tracker.epoch_logger(then=tensorboard or on_epoch) if tracker else tensorboard or on_epoch
         try:
             plan = pick_device(opened.spec.device)
             splits = _load_data(opened)
+            record.update(device=str(plan.device), data_fingerprint=splits.split_record.get("fingerprint"))
             session = build_session(opened.spec, splits, plan)
             state, writer = _start(opened, session, splits, extended=epochs is not None)
             session.progress = make_progress(quiet)  # a live bar starts drawing at once: only now
             _announce(session, state, writer, splits, fresh=opened.checkpoint is None)
-            summary = _fit(session, state, writer, splits, tensorboard or on_epoch, test)
+            summary = _fit(session, state, writer, splits, logger, test)
         finally:
             if tensorboard is not None:
                 tensorboard.close()
+        if tracker is not None:
+            tracker.log_metrics(summary_metrics(summary))
+            record.update(mlflow=tracker.info())
         return RunResult(opened.folder.path, summary)
+
+
+def _records(stack: ExitStack, opened: Opened, spec_file, mlflow_parent: Optional[str]):
+    """(provenance session, MLflow run or None) for the run folder, both ended with the run's outcome when
+    `stack` closes: the session first, so the MLflow run gets the finished provenance.json."""
+    path, spec = opened.folder.path, opened.spec
+    tracking = Tracking.from_settings(spec.train.log.mlflow)
+    resume = resumable_run((read_provenance(path) or {}).get("sessions", []), tracking) if tracking else None
+    tracker = stack.enter_context(tracked(tracking, path, "run", spec.name, parent=mlflow_parent, resume=resume,
+                                          params=flatten(spec_to_dict(spec))))
+    record = stack.enter_context(recorded(path, "run", spec_file, spec.seed))
+    if tracker is not None:
+        record.update(mlflow=tracker.info())
+    return record, tracker
 
 
 def _open(spec: ExperimentSpec, out, resume, epochs: Optional[int], lock: ExitStack) -> Opened:
@@ -156,6 +182,8 @@ def _open(spec: ExperimentSpec, out, resume, epochs: Optional[int], lock: ExitSt
         return _open_resumed(Path(resume), epochs, lock)
     if spec.train.log.tensorboard:
         require_tensorboard()  # an optional extra: say so before a run folder is made
+    if spec.train.log.mlflow is not None:
+        require_mlflow()
     folder = out if out is not None else new_run_dir(spec.output.dir, spec.name)
     return Opened(RunFolder(_claimed(lock, folder)), spec)
 

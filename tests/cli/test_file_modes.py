@@ -2,22 +2,19 @@
 0600: colleagues on a shared machine can read runs and ensembles."""
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 
-from tests.conftest import ROOT
+import pytest
+
+from tests import forked
 
 TINY = ["--quiet", "--set", "train.epochs=1", "--set", "device=cpu", "--set", "data.val_split=0.25",
         "--set", "model.layers=[Flatten, {Dense: {units: classes}}]", "--set", "model.vars={}"]
 
 
 def dlx_with_umask(mask: int, *args) -> None:
-    """Run the real `dlx ARGS` in a process whose umask is `mask`."""
-    result = subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            preexec_fn=lambda: os.umask(mask))
+    """Run the real `dlx ARGS` in a process (forked, tests/forked.py) whose umask is `mask`."""
+    result = forked.run_captured(args, timeout=300, umask=mask)
     assert result.returncode == 0, result.stderr
 
 
@@ -34,6 +31,7 @@ def test_run_files_are_readable_by_others_under_umask_022(tmp_path):
     assert found == {name: "0o644" for name in found}
 
 
+@pytest.mark.slow
 def test_ensemble_files_follow_the_umask(tmp_path):
     for seed in (1, 2):
         dlx_with_umask(0o022, "train", "configs/digits.yaml", "--out", tmp_path / f"run{seed}", *TINY,

@@ -55,6 +55,7 @@ def _timed(*args) -> tuple[subprocess.CompletedProcess, float]:
     return result, time.monotonic() - started
 
 
+@pytest.mark.slow  # eight fresh interpreters under a memory limit, timed
 @pytest.mark.parametrize("command", ["config", "search"])
 @pytest.mark.parametrize("unreadable", ["/dev/zero", "/dev/urandom", "fifo", "folder"], indirect=True)
 def test_a_spec_that_is_no_regular_file_is_refused_within_a_second(command, unreadable, tmp_path):
@@ -108,6 +109,7 @@ def test_activation_memory_is_estimated_before_a_batch_is_allocated(tmp_path):
     assert_user_error(result, "at 'train.batch_size'", "GiB for activations", "of CPU memory")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_recording_a_huge_input_is_refused_before_resizing(tmp_path):
     run_dlx("train", CONFIG, *TINY_RUN, "--out", tmp_path / "run", check=0)
     best = tmp_path / "run" / "checkpoints" / "best.pt"
@@ -156,6 +158,7 @@ def test_a_mysql_url_names_the_mysql_driver(tmp_path):
     assert "psycopg2" not in text and "secret" not in text
 
 
+@pytest.mark.slow
 def test_an_npz_data_path_that_is_a_device_says_so(tmp_path):
     result = run_limited("train", CONFIG, "--set", "data.dataset=npz", "--set", "data.path=/dev/zero",
                          "--out", tmp_path / "run", timeout=60)

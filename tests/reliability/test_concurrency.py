@@ -10,8 +10,8 @@ import time
 import optuna
 import pytest
 
+from tests.forked import Dlx
 from tests.reliability.conftest import assert_intact
-from tests.reliability.forked import Dlx
 
 TRIALS = 40
 N = 4
@@ -56,6 +56,7 @@ def assert_clean(output: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("heavy")  # kill and multi-process tests: never two at once under `--dist loadgroup`
 def test_four_workers_on_sqlite_complete_a_40_trial_study(space, tmp_path):
     started = time.monotonic()
     out = tmp_path / "search"
@@ -73,6 +74,7 @@ def test_four_workers_on_sqlite_complete_a_40_trial_study(space, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("heavy")  # kill and multi-process tests: never two at once under `--dist loadgroup`
 def test_four_processes_on_postgres_complete_a_40_trial_study(postgres_url, space, tmp_path):
     started = time.monotonic()
     processes = [Dlx(["search", space, "--storage", postgres_url, "--name", "shared", "--out",

@@ -100,6 +100,7 @@ def test_resume_reads_any_split_json_cleanly(folders, data):
     invoke("train", "--resume", run)
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @settings(max_examples=10, **SETTINGS)
 def test_report_reads_any_summary_json_cleanly(folders, data):
@@ -108,6 +109,7 @@ def test_report_reads_any_summary_json_cleanly(folders, data):
     invoke("report", run)
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @settings(max_examples=10, **SETTINGS)
 def test_report_reads_any_metrics_jsonl_cleanly(folders, data):
@@ -176,6 +178,7 @@ def test_evaluate_reads_any_ensemble_yaml_cleanly(folders, data):
     invoke("evaluate", ensemble, "--split", "val")
 
 
+@pytest.mark.slow
 @given(garbage=st.binary(min_size=1, max_size=300))
 @settings(max_examples=10, **SETTINGS)
 def test_search_opens_any_study_db_cleanly(tmp_path_factory, garbage):

@@ -28,6 +28,7 @@ ENOSPC_AFTER = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoints(tmp_path):
     hook = tmp_path / "hook"
     hook.mkdir()
@@ -39,7 +40,10 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoints(tmp_path
                       "the previous checkpoint is intact")
     for name in ("best.pt", "last.pt"):
         assert torch.load(run / "checkpoints" / name, weights_only=True)["epoch"] == 1
-    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    # the state moves on only with its checkpoint: the summary describes epoch 1, whose checkpoints exist
+    assert (summary["epochs"], summary["best_epoch"]) == (1, 1), summary
     assert not [p for p in run.rglob("*.tmp")], "the failed write left its temporary file"
     assert_intact(run)
     resumed = run_dlx("train", "--resume", run, "--quiet")  # with room again, the run continues from epoch 1

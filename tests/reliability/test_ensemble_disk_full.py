@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import ROOT, assert_user_error, run_dlx
 from tests.reliability.conftest import DIGITS, assert_intact
 
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this suite to CI
+
 HOOK = textwrap.dedent("""\
     # injected by tests/reliability: writes into atomic-write temporary files fail with ENOSPC from the {n}th on,
     # after writing half their bytes; each such write is logged as "<target name> ok|ENOSPC"

@@ -172,6 +172,7 @@ def run_property(strategy, check, examples: int) -> dict:
     return outcomes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, examples, refused", [("spec", 120, 30), ("space", 60, 15)])
 def test_mutated_files_validate_or_name_the_key(kind, examples, refused, tmp_path_factory):
     from search.space import load_space
@@ -191,6 +192,7 @@ def test_damaged_spec_files_validate_or_fail_cleanly(tmp_path_factory):
     assert sum(outcomes.values()) >= 50 and outcomes["error"] >= 20, outcomes
 
 
+@pytest.mark.slow
 def test_the_cli_answers_mutated_specs_with_exit_0_or_2(tmp_path_factory):
     def check(case):
         data, _ = case

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from tests.reliability.forked import Dlx, run
+from tests.forked import Dlx, run
 from tests.search.conftest import TINY_SPEC
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]  # timed races between processes
 
 EPOCHS = 60  # long enough (seconds) for a second process to start while the first trains
 

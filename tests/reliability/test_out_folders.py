@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tests.reliability.forked import run
+from tests.forked import run
 from tests.search.conftest import TINY_SPEC
 
 SPACE = """\
@@ -59,6 +59,7 @@ def user_folder(tmp_path, names) -> object:
     return folder
 
 
+@pytest.mark.slow
 def test_every_output_folder_says_what_it_is(folders, tmp_path):
     code, output = run(["report", folders / "r0", "--out", tmp_path / "report"], tmp_path / "report.log")
     assert code == 0, output

@@ -10,9 +10,12 @@ import sqlite3
 import textwrap
 
 import optuna
+import pytest
 
 from tests.conftest import ROOT, assert_user_error, run_dlx
 from tests.reliability.conftest import assert_intact
+
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this suite to CI
 
 HOOK = textwrap.dedent("""\
     # injected by tests/reliability: every SQLite connection may grow the database by {pages} page(s) at most

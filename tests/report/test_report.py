@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import ROOT, assert_user_error, run_dlx
 from tests.services import require_service
 
+pytestmark = pytest.mark.slow  # trains and reports five folders; Chromium
+
 CNN = ("--set", "train.epochs=2", "--set", "model.vars.width=8", "--set", "train.optimizer.lr=0.02")
 MLP_SPEC = """\
 name: mlp
@@ -159,6 +161,7 @@ def page_title(page: Path, user_dir: Path) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_chromium")
 def test_each_report_page_loads_in_headless_chromium(folders, reports, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -171,6 +174,7 @@ def test_each_report_page_loads_in_headless_chromium(folders, reports, tmp_path)
         assert_real_image(shot)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_chromium")
 def test_the_page_check_reports_broken_images_and_script_errors(folders, reports, tmp_path):
     """The in-page check itself: a broken image and a console error turn the title to 'bad:'."""

@@ -6,10 +6,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.postgres_server import postgres_url  # noqa: F401 - the shared PostgreSQL server fixture
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("heavy")  # kill and multi-process tests: never two at once under `--dist loadgroup`
 def test_two_processes_fill_one_postgres_study(postgres_url, make_space, tmp_path):
     import optuna
     space = make_space("sampler: random\ntrials: 6\noverrides: {train.epochs: 2}\n")

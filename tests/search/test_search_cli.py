@@ -37,6 +37,7 @@ def test_every_sampler_runs_a_tiny_search(sampler, make_space, tmp_path):
     assert "ready for `dlx train`" in (out / "best.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_pruner_stops_trials_and_trials_are_runs(make_space, tmp_path):
     space = make_space("sampler: random\npruner: median\npruner_args: {n_startup_trials: 1, n_warmup_steps: 0}\n"
                        "trials: 5\nseed: 0\noverrides: {train.epochs: 3}\n",
@@ -88,6 +89,8 @@ def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(make_space, tmp_
     assert result.counts["complete"] == 2 and result.best["trial"] in (1, 2)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("heavy")  # kill and multi-process tests: never two at once under `--dist loadgroup`
 def test_two_workers_share_sqlite_without_errors(make_space, tmp_path):
     space = make_space("sampler: tpe\ntrials: 4\noverrides: {train.epochs: 2}\n")
     out = tmp_path / "search"
@@ -99,6 +102,8 @@ def test_two_workers_share_sqlite_without_errors(make_space, tmp_path):
     assert len({t.user_attrs["pid"] for t in trials}) == 2
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("heavy")  # kill and multi-process tests: never two at once under `--dist loadgroup`
 def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space, tmp_path):
     space = make_space("sampler: tpe\ntrials: 4\noverrides: {train.epochs: 40}\n")  # ~2 s a trial: time to catch one
     out = tmp_path / "search"
@@ -135,6 +140,7 @@ def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space,
     assert json.loads(resumed.stdout)["trials"]["complete"] == 4 and len(load_trials(out)) == len(after)
 
 
+@pytest.mark.slow
 def test_a_trial_killed_before_recording_its_owner_is_failed_after_the_grace_period(make_space, tmp_path,
                                                                                       monkeypatch):
     """A kill between Optuna creating a trial and dlx recording its pid left it RUNNING for ever, and a resumed

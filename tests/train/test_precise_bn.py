@@ -56,6 +56,7 @@ def healthy_run(mnist_root, tmp_path_factory):
     return tmp / "run"
 
 
+@pytest.mark.slow  # real MNIST images, trained to a quality bar
 def test_validation_tracks_training_with_keras_default_momentum(healthy_run):
     """Without recomputed statistics this network scores ~0.1 (chance) on validation after each epoch."""
     for row in rows(healthy_run):
@@ -65,6 +66,7 @@ def test_validation_tracks_training_with_keras_default_momentum(healthy_run):
     assert summary["warnings"] == []
 
 
+@pytest.mark.slow  # real MNIST images, trained to a quality bar
 def test_evaluate_reproduces_the_checkpoints_metrics(healthy_run):
     summary = json.loads((healthy_run / "summary.json").read_text())
     result = json.loads(run_dlx("evaluate", healthy_run, "--split", "val", "--json", check=0).stdout)
@@ -74,6 +76,7 @@ def test_evaluate_reproduces_the_checkpoints_metrics(healthy_run):
     assert test["accuracy"] == summary["test_accuracy"]
 
 
+@pytest.mark.slow  # real MNIST images, trained to a quality bar
 def test_off_keeps_the_lagging_moving_averages(mnist_root, tmp_path):
     run_dlx("train", mnist_spec(tmp_path, mnist_root, ", precise_bn: off"), "--out", tmp_path / "run", check=0)
     last = rows(tmp_path / "run")[-1]

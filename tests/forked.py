@@ -1,8 +1,10 @@
-"""Start `dlx ARGS` as a real, separate process that can be SIGKILLed, without paying torch's import each time.
+"""Start `dlx ARGS` as a real, separate process without paying torch's import each time.
 
-A multiprocessing fork server imports torch, optuna and the CLI once; every `start_dlx` forks a fresh child
-from it (never from pytest, whose threads a fork would copy). The child is an ordinary process running
-`cli.main.main()` with its own argv, working folder and log file; killing it is a real kill -9.
+A multiprocessing fork server imports the heavy third-party packages (torch, optuna, numpy, ...) once; each `Dlx`
+forks a fresh child from it (never from pytest, whose threads a fork would copy). The child sets its own
+environment, umask, working folder and argv, imports dlx's own modules itself (so their import-time code runs in
+the child, as in `python -m cli.main`) and runs `cli.main.main()`, its stdout and stderr going to files; its exit
+code is the process's, and killing it is a real kill -9. `tests/conftest.py:run_dlx` runs through it too.
 """
 from __future__ import annotations
 
@@ -13,21 +15,27 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[2]
-PRELOAD = ["torch", "torch._dynamo", "optuna", "cli.main", "train.run", "search.api", "ensemble.api"]
+ROOT = Path(__file__).resolve().parents[1]
+# Third-party only: dlx's modules are imported in each child, after its environment is set.
+PRELOAD = ["torch", "torch._dynamo", "numpy", "optuna", "sqlalchemy", "yaml", "pydantic", "typer", "rich.console",
+           "PIL.Image"]
 _context = None
 
 
-def _cli_child(argv: list[str], cwd: str, log: str, env: dict, patches: dict) -> None:
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+def _cli_child(argv: list[str], cwd: str, out: str, err: str, env: dict, patches: dict, umask: int) -> None:
+    for fd, path in ((1, out), (2, err)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    os.environ.clear()
     os.environ.update(env)
+    os.umask(umask)
     for target, value in patches.items():  # "module.CONSTANT": value, e.g. a shorter wait for the test's sake
         module, name = target.rsplit(".", 1)
         setattr(importlib.import_module(module), name, value)
@@ -46,15 +54,24 @@ def context():
     return _context
 
 
-class Dlx:
-    """One `dlx` process: `kill()` sends SIGKILL to it (and to the worker processes it started)."""
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    def __init__(self, args, log: Path, cwd: Path = ROOT, env: dict | None = None, patches: dict | None = None):
+
+class Dlx:
+    """One `dlx` process: `kill()` sends SIGKILL to it (and to the worker processes it started).
+    Its stdout and stderr both go to `log`, unless `err` names a separate file for stderr."""
+
+    def __init__(self, args, log: Path, cwd: Path = ROOT, env: dict | None = None, patches: dict | None = None,
+                 err: Path | None = None, umask: int | None = None):
         self.log = Path(log)
         self.started = time.monotonic()
+        environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})}
         self.process = context().Process(target=_cli_child, args=([str(a) for a in args], str(cwd), str(log),
-                                                                  {"COLUMNS": "200", **(env or {})},
-                                                                  patches or {}))
+                                                                  str(err or log), environment, patches or {},
+                                                                  current_umask() if umask is None else umask))
         self.process.start()
 
     @property
@@ -106,3 +123,14 @@ def run(args, log: Path, timeout: float = 300, **kwargs) -> tuple[int, str]:
     process = Dlx(args, log, **kwargs)
     code = process.wait(timeout)
     return code, process.output()
+
+
+def run_captured(args, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600,
+                 umask: int | None = None) -> subprocess.CompletedProcess:
+    """Run `dlx ARGS` to completion in a forked process, stdout and stderr apart, as `subprocess.run` reports it."""
+    with tempfile.TemporaryDirectory(prefix="dlx-") as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        process = Dlx(args, out, cwd=cwd, env=env, err=err, umask=umask)
+        code = process.wait(timeout)
+        text = [path.read_text() if path.exists() else "" for path in (out, err)]
+        return subprocess.CompletedProcess(["dlx", *map(str, args)], code, *text)

@@ -1,0 +1,52 @@
+"""`dlx train` on bad data (exit code 2, one paragraph that names the file and the fix, no traceback): dataset
+files missing, a malformed .npz, labels out of range, an empty image folder, inf values that make the loss NaN."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from dataset_files import write_mnist, write_npz
+
+from tests.conftest import assert_user_error
+from tests.train.conftest import dlx, spec_file
+
+
+def test_missing_dataset_files(tmp_path):
+    spec = spec_file(tmp_path, f"{{dataset: fashion_mnist, root: {tmp_path / 'data'}, download: false}}")
+    assert_user_error(dlx("train", spec, "--out", tmp_path / "run"),
+                      f"expected train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                      f"t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] in the folder "
+                      f"{tmp_path / 'data' / 'FashionMNIST' / 'raw'}", "data.download: true")
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"y_train": None}, "the .npz lacks y_train"),
+    ({"y_test": np.zeros(3, np.int64)}, "x_test has 20 samples but y_test has 3"),
+])
+def test_bad_npz(tmp_path, arrays, message):
+    npz = write_npz(tmp_path / "d.npz", **arrays)
+    assert_user_error(dlx("train", spec_file(tmp_path, f"{{dataset: npz, path: {npz}}}")), message, str(npz))
+
+
+def test_labels_out_of_range(tmp_path):
+    write_mnist(tmp_path / "data", train_labels=(np.arange(60) % 11).astype(np.uint8))
+    spec = spec_file(tmp_path, f"{{dataset: mnist, root: {tmp_path / 'data'}}}")
+    assert_user_error(dlx("train", spec, "--out", tmp_path / "run"), "labels range over 0..10",
+                      "labels must lie in 0..9")
+
+
+def test_image_folder_without_images(tmp_path):
+    (tmp_path / "pics" / "cat").mkdir(parents=True)
+    spec = spec_file(tmp_path, f"{{dataset: image_folder, path: {tmp_path / 'pics'}}}")
+    assert_user_error(dlx("train", spec, "--out", tmp_path / "run"), "no images found in class sub-folders")
+
+
+def test_nan_loss_from_inf_values_in_the_data(tmp_path):
+    x = np.ones((60, 8, 8, 1), np.float32)
+    x[7, 3, 3, 0] = np.inf
+    npz = write_npz(tmp_path / "d.npz", x_train=x)
+    spec = spec_file(tmp_path, f"{{dataset: npz, path: {npz}}}")
+    assert_user_error(dlx("train", spec, "--out", tmp_path / "run"), "non-finite (NaN or inf) at epoch 1, batch 1 of 4",
+                      "no checkpoint was written")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
