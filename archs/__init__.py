@@ -12,5 +12,5 @@ __getattr__, _WITH_TORCH = lazy_attributes(__name__, {
     "archs.summary": ["summarize", "summary_inputs"],
 })
 
-__all__ = sorted(["ACTIVATIONS", "LAYERS", "PRESETS", "LayerNode", "check_vars_referenced", "load_spec",
-                  "parse_model", "validate_spec", *_WITH_TORCH])
+__all__ = ["ACTIVATIONS", "LAYERS", "PRESETS", "LayerNode", "check_vars_referenced", "load_spec", "parse_model",
+           "validate_spec", *_WITH_TORCH]
