@@ -6,6 +6,7 @@ change results, host, device, start and end times, the data fingerprint and the 
 a session; earlier ones are never rewritten. Reading versions costs no imports (importlib.metadata)."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -105,15 +106,13 @@ class Provenance:
 
     def __init__(self, folder: str | Path, kind: str, session: dict):
         self.path = Path(folder) / FILE
-        earlier = read_provenance(folder)
-        self.sessions = earlier["sessions"] if earlier else []
-        self.kind, self.session = kind, session
-        self.sessions.append(session)
+        self.kind, self.session, self.sessions = kind, session, [session]
         self._write()
 
     def previous(self) -> list[dict]:
         """The sessions before this one (a resumed run's)."""
-        return self.sessions[:-1]
+        mine = _key(self.session)
+        return self.sessions[:next(i for i, s in enumerate(self.sessions) if _key(s) == mine)]
 
     def update(self, **fields) -> None:
         self.session.update(fields)
@@ -123,7 +122,31 @@ class Provenance:
         self.update(ended=stamp(), status=status)
 
     def _write(self) -> None:
-        atomic_write_json(self.path, {"format": FORMAT, "kind": self.kind, "sessions": self.sessions})
+        """Re-read and write under a lock on the folder, so processes sharing it (a search's workers, machines
+        joining one search) each keep their own session and never drop another's."""
+        with _folder_lock(self.path.parent):
+            earlier = read_provenance(self.path.parent)
+            on_disk = earlier["sessions"] if earlier else self.sessions[:-1]
+            mine = _key(self.session)
+            others = [s for s in on_disk if _key(s) != mine]
+            at = next((i for i, s in enumerate(on_disk) if _key(s) == mine), len(others))
+            self.sessions = others[:at] + [self.session] + others[at:]
+            atomic_write_json(self.path, {"format": FORMAT, "kind": self.kind, "sessions": self.sessions})
+
+
+def _key(session: dict) -> tuple:
+    return session.get("host"), session.get("pid"), session.get("started")
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on the folder itself (its inode stays while provenance.json is replaced)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager
