@@ -112,6 +112,7 @@ def test_a_kill_half_way_through_each_write_keeps_the_previous_search_files(tiny
     assert_intact(out)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask() on a heartbeat storage: as dlx's workers do
 def test_a_trial_that_may_still_run_is_not_failed_within_the_grace_period(tmp_path):
     """A trial that has not yet recorded its owner (Optuna created it a moment ago), or that another machine's
     heartbeat kept alive 2 s ago, may belong to a live process: neither dlx's check for dead trials nor Optuna's

@@ -26,16 +26,18 @@ def test_two_workers_never_pop_the_same_waiting_trial(tmp_path):
     study = optuna.create_study(study_name="race", storage=open_storage(url, heartbeat=False))
     context = multiprocessing.get_context("fork")
     barrier, answers = context.Barrier(3), context.Queue()
-    workers = [context.Process(target=_ask, args=(url, barrier, answers)) for _ in range(2)]
+    # daemons, and a bounded wait: a worker that crashes must fail the test, not hang it (or pytest's exit)
+    workers = [context.Process(target=_ask, args=(url, barrier, answers), daemon=True) for _ in range(2)]
     for worker in workers:
         worker.start()
     taken = []
     for _ in range(ROUNDS):
         study.enqueue_trial({"x": 1.0})
-        barrier.wait()
+        barrier.wait(timeout=60)
         pair = [answers.get(timeout=60), answers.get(timeout=60)]
         taken.append(pair)
-        barrier.wait()
+        barrier.wait(timeout=60)
     for worker in workers:
         worker.join(60)
+        assert worker.exitcode == 0, f"a worker failed (exit {worker.exitcode})"
     assert all(a != b for a, b in taken), f"both workers took the same trial: {taken}"
