@@ -7,13 +7,15 @@ from typing import Annotated, Optional
 import typer
 
 from cli.common import JsonOption, console, err_console, friendly_errors, print_json
+from core.errors import DlxError
 
 ResizeOption = Annotated[bool, typer.Option("--resize", help="Resize images (or .npz arrays) of another height×width "
                                                              "to the model's (bilinear); without it they are refused.")]
 
 
 @friendly_errors
-def predict(model: Annotated[Path, typer.Argument(help="A run folder or an ensemble folder.")],
+def predict(model: Annotated[Path, typer.Argument(help="A run folder, an ensemble folder, or an exported .onnx "
+                                                        "model (run by onnxruntime).")],
             input: Annotated[Path, typer.Argument(help="An image, a folder of images, or an .npz (key x or x_test).")],
             out: Annotated[Optional[Path], typer.Option(help="Write predictions as CSV here.")] = None,
             resize: ResizeOption = False, json: JsonOption = False) -> None:
@@ -26,8 +28,15 @@ def predict(model: Annotated[Path, typer.Argument(help="A run folder or an ensem
     height×width (unless --resize), another channel count, and NaN or inf are refused with exit code 2, naming
     what the model expects (the same text is under input_contract in --json).
     """
-    from ensemble import predict as run_predict
-    result = run_predict(model, input, out, resize)
+    if model.suffix.lower() == ".onnx":  # an exported model: onnxruntime, without importing torch
+        from export import predict_onnx
+        if resize:
+            raise DlxError("--resize is not available for an exported .onnx model; resize the images first.",
+                           key="--resize")
+        result = predict_onnx(model, input, out)
+    else:
+        from ensemble import predict as run_predict
+        result = run_predict(model, input, out, resize)
     for notice in result["notices"]:
         err_console.print(f"notice: {notice}", highlight=False, soft_wrap=True)
     if json:

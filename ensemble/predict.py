@@ -3,8 +3,6 @@ model's checkpoint (train/inputs.py: dtype, value range, channels, height×width
 unambiguous and saying so, and predict. Each member then applies its own mean/std."""
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -12,11 +10,11 @@ from typing import Optional
 import numpy as np
 
 from core.errors import DlxError
-from core.files import atomic_write_text
 from ensemble.folder import load_model
 from train.data.formats import IMAGE_SUFFIXES, open_image, read_npz
 from train.data.sources import channels_first
 from train.inputs import InputContract, conform
+from train.prediction_file import write_predictions_csv
 
 NPZ_KEYS = ("x", "x_test")
 DEEP_MODES = ("I", "F")  # 32-bit integer and float images (and I;16*): no 0–255 meaning to rely on
@@ -104,19 +102,6 @@ def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | P
     result = {"model": str(model_dir), "members": len(model.active()), "class_names": classes,
               "input_contract": contract.as_dict(), "notices": summarise_notices(notices), "predictions": rows}
     if out is not None:
-        write_csv(Path(out), rows, classes)
+        write_predictions_csv(Path(out), rows, classes)
         result["out"] = str(out)
     return result
-
-
-def write_csv(path: Path, rows: list[dict], classes: list[str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["input", "predicted", "class", *(f"p_{c}" for c in classes)])
-    for row in rows:
-        writer.writerow([row["input"], row["predicted"], row["class"], *(f"{v:.6g}" for v in row["probabilities"])])
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, buffer.getvalue())
-    except OSError as exc:
-        raise DlxError(f"can't write the predictions ({exc.strerror}).", file=path) from None

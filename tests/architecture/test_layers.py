@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lowest first. Packages on one level are siblings and must not import each other.
-LAYERS = [["core"], ["experiment"], ["archs"], ["train"], ["search", "ensemble"], ["report"], ["cli"]]
+LAYERS = [["core"], ["experiment"], ["archs"], ["train"], ["search", "ensemble"], ["report", "export"], ["cli"]]
 LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 
 

@@ -1,0 +1,107 @@
+"""`dlx export`: a run or an ensemble folder as one ONNX, TorchScript or torch.export graph from image pixels to
+class probabilities, with `export.json` beside it, verified in the format's own runtime on the run's test split."""
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from core.errors import DlxError
+from core.files import atomic_write_json
+from ensemble import load_model
+from export import formats
+from export.graph import ExportGraph, byte_factor
+from train import InputContract, load_run_model, load_splits
+
+TOLERANCE = 1e-4  # largest |exported − eager| probability accepted
+
+
+def _version(package: str) -> Optional[str]:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def build_graph(source: str | Path) -> tuple[ExportGraph, object, float]:
+    """(graph, the EnsembleModel it reproduces, the pixel → raw-value factor of its inputs)."""
+    model = load_model(source)
+    active = model.active()
+    members = [model.members[i] for i in active]
+    factors = [byte_factor(InputContract.from_record(m.record, m.checkpoint), m.checkpoint) for m in members]
+    networks = [load_run_model(m.run_dir)[0].float() for m in members]
+    combination = model.combination
+    weights = None if combination.combiner is not None else combination.weights[active]
+    graph = ExportGraph(networks, [m.record for m in members], factors, [model.temperatures[i] for i in active],
+                        weights, combination.combiner, combination.temperature)
+    return graph.eval(), model, factors[0]
+
+
+def split_images(model, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the test split as N×H×W×C pixels in 0–255, the same as the raw × scale values `model.predict` takes)."""
+    raw = load_splits(model.members[0].spec.data).x["test"].astype(np.float32)
+    scale = np.float32(model.members[0].record["scale"])
+    return np.ascontiguousarray((raw / np.float32(factor)).transpose(0, 2, 3, 1)), raw * scale
+
+
+def verify(fmt: str, path: Path, model, factor: float) -> dict:
+    """Exported probabilities, from the format's runtime, against eager PyTorch (`dlx predict`'s path)."""
+    images, unit = split_images(model, factor)
+    with torch.inference_mode():
+        eager = model.predict(unit)
+    exported = formats.run(fmt, path, images)
+    difference = float(np.abs(exported - eager).max()) if len(eager) else 0.0
+    agree = int((exported.argmax(1) == eager.argmax(1)).sum())
+    result = {"split": "test", "samples": len(eager), "max_abs_difference": difference, "tolerance": TOLERANCE,
+              "same_class": agree}
+    if difference > TOLERANCE or agree != len(eager):
+        raise DlxError(f"the exported {fmt} model disagrees with PyTorch on the test split: probabilities differ by "
+                       f"up to {difference:.3g} (allowed {TOLERANCE}) and {len(eager) - agree} of {len(eager)} "
+                       "predicted classes differ. Try another format.", file=path)
+    return result
+
+
+def describe(fmt: str, model, source: Path, file: str) -> dict:
+    """export.json's content, less the verification."""
+    channels, height, width = model.input_shape
+    members = [{"run": str(m.run_dir), "checkpoint_sha256": m.sha256, "weight": float(w), "temperature": float(t)}
+               for m, w, t in zip(model.members, model.combination.weights, model.temperatures)]
+    single = model.method == "single"
+    exporter = formats.FORMATS.get(fmt).exporter
+    return {"format": fmt, "file": file,
+            "input": {"name": formats.INPUT, "shape": ["batch", height, width, channels], "layout": "NHWC",
+                      "dtype": "float32", "range": [0, 255], "description": "pixel values as decoded from image "
+                      "files; preprocessing (scaling, mean/std) is inside the graph"},
+            "output": {"name": formats.OUTPUT, "shape": ["batch", len(model.class_names)], "dtype": "float32"},
+            "class_names": model.class_names,
+            "source": {"kind": "run" if single else "ensemble", "path": str(source), "method": model.method,
+                       "members": members,
+                       "output_temperature": model.combination.temperature},
+            "checkpoint_sha256": members[0]["checkpoint_sha256"] if single else [m["checkpoint_sha256"]
+                                                                                   for m in members],
+            "opset": formats.OPSET if fmt == "onnx" else None,
+            "versions": {"dlx": _version("dlx"), "torch": torch.__version__, exporter: _version(exporter)}}
+
+
+def export_model(source: str | Path, fmt: str = "onnx", out: Optional[str | Path] = None) -> dict:
+    """Write SOURCE (a run or ensemble folder) as `fmt` into `out` (default SOURCE/export/FORMAT) with export.json;
+    returns export.json's content. Raises DlxError when the model can't be exported or fails verification."""
+    fmt = formats.FORMATS.canonical(fmt, key="--format")
+    source = Path(source)
+    graph, model, factor = build_graph(source)
+    folder = Path(out) if out is not None else source / "export" / fmt
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DlxError(f"can't create the output folder ({exc.strerror}).", file=folder) from None
+    file = formats.FORMATS.get(fmt).file
+    channels, height, width = model.input_shape
+    example = torch.rand(2, height, width, channels) * 255
+    formats.write(fmt, graph, example, folder / file)
+    document = describe(fmt, model, source, file)
+    document["verification"] = verify(fmt, folder / file, model, factor)
+    atomic_write_json(folder / "export.json", document)
+    return {**document, "out": str(folder)}

@@ -1,0 +1,100 @@
+"""Each export format: how the graph is written (torch.onnx, torch.jit, torch.export) and how its own runtime
+(onnxruntime, torch.jit.load, torch.export.load) loads it back to predict."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.errors import DlxError
+from core.lazy import lazy_module
+from core.registry import Registry
+
+ort = lazy_module("onnxruntime")
+
+INPUT, OUTPUT = "images", "probabilities"
+OPSET = 18  # the lowest opset torch.onnx's exporter writes without converting down
+FORMATS = Registry("export format")
+
+
+@dataclass(frozen=True)
+class Format:
+    """A format's file name, writer (graph, example input, path) and loader (path → numpy function)."""
+
+    file: str
+    write: Callable
+    load: Callable
+    exporter: str  # the package whose version export.json records
+
+
+def _batch():
+    return {"images": {0: torch.export.Dim("batch", min=1, max=1 << 20)}}
+
+
+def _write_onnx(graph, example, path: Path) -> None:
+    program = torch.onnx.export(graph, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+                                dynamic_shapes=_batch(), opset_version=OPSET, verbose=False)
+    program.save(str(path))
+
+
+def _load_onnx(path: Path):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda images: session.run([OUTPUT], {INPUT: images})[0]
+
+
+def _write_torchscript(graph, example, path: Path) -> None:
+    with warnings.catch_warnings():  # torch.jit is deprecated in favour of pt2, but C++ programs still load it
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(graph, example), str(path))
+
+
+def _load_torchscript(path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
+    return lambda images: module(torch.from_numpy(images)).detach().numpy()
+
+
+def _write_pt2(graph, example, path: Path) -> None:
+    torch.export.save(torch.export.export(graph, (example,), dynamic_shapes=_batch()), str(path))
+
+
+def _load_pt2(path: Path):
+    module = torch.export.load(str(path)).module()
+    return lambda images: module(torch.from_numpy(images)).detach().numpy()
+
+
+FORMATS.register("onnx", Format("model.onnx", _write_onnx, _load_onnx, "onnx"))
+FORMATS.register("torchscript", Format("model.ts", _write_torchscript, _load_torchscript, "torch"))
+FORMATS.register("pt2", Format("model.pt2", _write_pt2, _load_pt2, "torch"))
+
+
+def write(name: str, graph, example: torch.Tensor, path: Path) -> None:
+    """Write `graph` in format `name`; an exporter's failure is a DlxError naming the layer it stopped at."""
+    try:
+        with torch.no_grad():
+            FORMATS.get(name, key="--format").write(graph, example, path)
+    except DlxError:
+        raise
+    except Exception as exc:  # exporters raise many types; each means "this graph can't be written so"
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        others = ", ".join(n for n in FORMATS.names() if n != name)
+        raise DlxError(f"the {name} exporter could not write this model: {first[:300]} (while exporting "
+                       f"{_layers(graph)}). Try another format ({others}).", key="--format") from None
+
+
+def _layers(graph) -> str:
+    kinds = sorted({type(m).__name__ for net in graph.networks for m in net.modules() if not list(m.children())})
+    return "layers " + ", ".join(kinds)
+
+
+def run(name: str, path: Path, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Probabilities from the written file, loaded back in its format's own runtime."""
+    predict = FORMATS.get(name, key="--format").load(path)
+    with torch.no_grad():
+        parts = [predict(np.ascontiguousarray(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+    return np.concatenate(parts).astype(np.float32)

@@ -1,0 +1,49 @@
+"""What can't be exported is refused with a DlxError that names why and what to try."""
+from __future__ import annotations
+
+import pytest
+
+from core.errors import DlxError
+from train import InputContract
+
+
+def test_flat_features_are_refused():
+    from export.graph import byte_factor
+    with pytest.raises(DlxError, match="only image models can be exported.*64 features"):
+        byte_factor(InputContract((64,), "float32", 0.0, 16.0, 1.0))
+
+
+def test_images_in_another_unit_are_refused():
+    from export.graph import byte_factor
+    with pytest.raises(DlxError, match="trained on float32 values in 0–16.*not on image pixels"):
+        byte_factor(InputContract((1, 8, 8), "float32", 0.0, 16.0, 1.0))
+
+
+@pytest.mark.parametrize("contract, factor", [(InputContract((1, 8, 8), "float32", 0.0, 1.0, 1.0), 1 / 255),
+                                              (InputContract((3, 8, 8), "uint8", 0.0, 255.0, 1 / 255), 1.0),
+                                              (InputContract((1, 8, 8), None, None, None, 1 / 255), 1.0)])
+def test_pixels_map_onto_training_units(contract, factor):
+    from export.graph import byte_factor
+    assert byte_factor(contract) == pytest.approx(factor)
+
+
+def test_an_exporter_failure_names_the_layers_and_other_formats(tmp_path):
+    import torch
+
+    from export.formats import write
+
+    class ToNumpy(torch.nn.Module):
+        def forward(self, x):
+            return torch.from_numpy(x.numpy() * 2)
+
+    class Graph(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.networks = torch.nn.ModuleList([torch.nn.Sequential(ToNumpy())])
+
+        def forward(self, images):
+            return self.networks[0](images)
+
+    with pytest.raises(DlxError, match=r"the pt2 exporter could not write this model: .*layers ToNumpy\). Try "
+                                       r"another format \(onnx, torchscript\)"):
+        write("pt2", Graph(), torch.rand(2, 8, 8, 1), tmp_path / "model.pt2")
