@@ -102,6 +102,10 @@ def export_model(source: str | Path, fmt: str = "onnx", out: Optional[str | Path
     example = torch.rand(2, height, width, channels) * 255
     formats.write(fmt, graph, example, folder / file)
     document = describe(fmt, model, source, file)
-    document["verification"] = verify(fmt, folder / file, model, factor)
+    try:
+        document["verification"] = verify(fmt, folder / file, model, factor)
+    except BaseException:  # an unverified model must not lie there looking usable
+        (folder / file).unlink(missing_ok=True)
+        raise
     atomic_write_json(folder / "export.json", document)
     return {**document, "out": str(folder)}

@@ -47,3 +47,16 @@ def test_an_exporter_failure_names_the_layers_and_other_formats(tmp_path):
     with pytest.raises(DlxError, match=r"the pt2 exporter could not write this model: .*layers ToNumpy\). Try "
                                        r"another format \(onnx, torchscript\)"):
         write("pt2", Graph(), torch.rand(2, 8, 8, 1), tmp_path / "model.pt2")
+
+
+def test_a_model_that_fails_verification_is_not_left_behind(runs, tmp_path, monkeypatch):
+    """The exported file is removed when its runtime disagrees with PyTorch, so no unverified model looks usable."""
+    import numpy as np
+
+    from export import export_model
+    from export import formats
+    monkeypatch.setattr(formats, "run", lambda fmt, path, images, batch_size=512: np.full((len(images), 10), 0.1))
+    out = tmp_path / "onnx"
+    with pytest.raises(DlxError, match="disagrees with PyTorch"):
+        export_model(next(iter(runs.values())), "onnx", out)
+    assert not (out / "model.onnx").exists() and not (out / "export.json").exists()
