@@ -1,9 +1,10 @@
 """Exported models against eager PyTorch on the CPU: batch-1 latency (median of 200 calls after 20 warm-up calls)
 and batch-256 throughput, for the graph `dlx export` writes (preprocessing included), in eager PyTorch, TorchScript
-and onnxruntime. Goal: onnxruntime >= 1.5x eager at batch 1. Each model is a 1-epoch run of a shipped config
-(the weights don't change the speed); repetitions alternate the runtimes so drifting load hits all alike.
+and onnxruntime. Goal: onnxruntime >= 1.5x eager at batch 1. Each model is a 1-epoch run of a case of
+benchmarks/quality.py: every shipped config and preset (the weights don't change the speed); repetitions alternate
+the runtimes so drifting load hits all alike.
 
-    python benchmarks/export_bench.py [--threads 1] [--reps 5]
+    python benchmarks/export_bench.py [--threads 1] [--reps 5] [--only CASE]
 
 Writes benchmarks/export_bench.json.
 """
@@ -20,18 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CONFIGS = {  # name → (spec, overrides that make it a quick run on data every machine has)
-    "digits.yaml": ("configs/digits.yaml", []),
-    "mnist_xception.yaml": ("configs/mnist_xception.yaml", ["data.dataset=mnist"]),
-}
-
-
-def trained(name: str, spec: str, overrides: list[str], folder: Path, mnist_root: Path) -> Path:
+def trained(name: str, folder: Path, data_root: Path) -> Path:
+    """A 1-epoch run of a case of benchmarks/quality.py (every shipped config and preset, on the real data there)."""
     from archs.check import load_spec
+    from benchmarks.quality import CASES, spec_file
     from train.run import train
-    extra = [f"data.root={mnist_root}"] if any("mnist" in o for o in overrides) else []
-    run = folder / name
-    train(load_spec(ROOT / spec, [*overrides, *extra, "train.epochs=1", "output.save_last=false"]), out=run)
+    source, dataset = CASES[name]
+    sets = ["train.epochs=1", "output.save_last=false"] + ([] if dataset == "digits" else [f"data.root={data_root}"])
+    run = folder / name.replace(" ", "_")
+    train(load_spec(spec_file(source, dataset, folder), sets), out=run)
     return run
 
 
@@ -77,19 +75,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every runtime (a service's worker)")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--only", action="append", help="a case of benchmarks/quality.py (repeatable)")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
     import onnxruntime
     onnxruntime.set_default_logger_severity(3)
-    from tests.realdata import write_mnist5k
+    from benchmarks.quality import CASES, write_data
     rows = {}
     with tempfile.TemporaryDirectory() as folder:
-        mnist = write_mnist5k(Path(folder) / "data")
-        for name, (spec, overrides) in CONFIGS.items():
-            rows[name] = measure(trained(name, spec, overrides, Path(folder), mnist), args.reps)
+        write_data(Path(folder) / "data")
+        for name in args.only or CASES:
+            rows[name] = measure(trained(name, Path(folder), Path(folder) / "data"), args.reps)
             print(name, json.dumps(rows[name]), flush=True)
-    print(f"\n{'config':22s} {'batch-1 latency (ms)':>32s}   {'batch-256 images/s':>30s}  onnx/eager")
+    print(f"\n{'case':22s} {'batch-1 latency (ms)':>32s}   {'batch-256 images/s':>30s}  onnx/eager")
     print(f"{'':22s} {'eager':>10s} {'torchscr.':>10s} {'onnxrt':>10s}   {'eager':>9s} {'torchscr.':>10s} {'onnxrt':>9s}")
     for name, row in rows.items():
         lat, ips = row["latency_ms"], row["images_per_second"]
