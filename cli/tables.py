@@ -17,7 +17,7 @@ def fixed(value, digits: int = 4) -> str:
 @dataclass
 class Column:
     header: str
-    priority: int = 0        # 0 is never left out; higher numbers are left out first
+    priority: float = 0      # 0 is never left out; higher numbers are left out first
     justify: str = "left"
     wrap: bool = False       # free text that may wrap at spaces; identifiers and numbers never wrap
 
@@ -54,7 +54,7 @@ def fit_table(columns: list[Column], rows: list[list[str]], width: int):
     for i in sorted((i for i in kept if columns[i].priority), key=lambda i: columns[i].priority):
         if _total(sizes[j][0] for j in chosen + [i]) <= width:  # the most important first; a narrow one may still fit
             chosen.append(i)
-    dropped = [columns[i].header for i in kept if i not in chosen]
+    dropped = [columns[i].header.replace("\n", "") for i in kept if i not in chosen]
     kept = sorted(chosen)
     widths = {i: sizes[i][0] for i in kept}
     for i in sorted(kept, key=lambda i: columns[i].priority):  # spare room: the important columns unwrap first

@@ -75,3 +75,23 @@ def test_report_file_list_at_80_columns_is_complete(runs):
     listed = [row[0] for row in table_rows(out) if row[0]]
     written = sorted(p.name for p in (run / "report").iterdir() if p.name != ".dlx-folder.json")  # the marker
     assert sorted(listed) == written and len(written) >= 4, out
+
+
+def test_spec_key_columns_leave_room_for_the_accuracies_at_80_columns(runs):
+    """`--columns` adds spec keys beside the metrics: long key paths break after their dots in the header instead
+    of pushing validation and test accuracy out of an 80-column table."""
+    root, summaries = runs
+    for name in summaries:
+        (root / name / "config.yaml").write_text("model:\n  vars: {width: 32}\ntrain:\n  optimizer: {lr: 0.003}\n")
+    out = run_dlx("runs", root, "--columns", "model.vars.width,train.optimizer.lr", env={"COLUMNS": str(WIDTH)},
+                  check=0).stdout
+    assert max(len(line) for line in out.splitlines() if line[:1] in "┏┃┡│└") <= WIDTH, out
+    footnote = " ".join(out.split()).partition("not shown at this width:")[2]
+    for row in table_rows(out):
+        s = summaries[row[0]]
+        assert f"{s['val_accuracy']:.4f}" in row and f"{s['test_accuracy']:.4f}" in row, out
+        for key, value in (("model.vars.width", "32"), ("train.optimizer.lr", "0.003")):
+            assert value in row or key in footnote, out  # shown, or named as left out
+    wider = run_dlx("runs", root, "--columns", "model.vars.width,train.optimizer.lr", env={"COLUMNS": "110"},
+                    check=0).stdout  # 110 columns hold both keys beside the accuracies, though these names are long
+    assert all("32" in row and "0.003" in row and row[0] in summaries for row in table_rows(wider)), wider
