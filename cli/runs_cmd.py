@@ -61,9 +61,8 @@ def runs(folder: Annotated[Path, typer.Argument(help="Folder of run folders.")] 
     console.print(f"{len(rows)} folder(s) in {folder}", highlight=False, soft_wrap=True)
     if not rows:
         return
-    # asked-for keys come right after the accuracies when the table must be narrowed; a key path may break after
-    # its dots, so a long one takes little width
-    shown = COLUMNS[:4] + [Column(key.replace(".", ".\n"), 3.5, "right") for key in keys] + COLUMNS[4:]
+    # asked-for keys come right after the accuracies when the table must be narrowed (their headers break after dots)
+    shown = COLUMNS[:4] + [Column(key, 3.5, "right") for key in keys] + COLUMNS[4:]
     cells = [(lambda c: c[:4] + [_fmt(r.get(key)) for key in keys] + c[4:])(_cells(r, folder)) for r in rows]
     table, dropped = fit_table(shown, cells, console.width)
     console.print(table)

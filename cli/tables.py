@@ -2,6 +2,7 @@
 table is too wide, the least important columns are left out first, and only free text wraps."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from core.numbers import fmt
@@ -23,7 +24,14 @@ class Column:
 
 
 def _words(text: str) -> list[str]:
-    return text.split() or [text]
+    """Where a header may break: at spaces, and after the dots of a key path (`train.` `optimizer.` `lr`)."""
+    return re.findall(r"[^\s.]+\.*|\.+", text) or [text]
+
+
+def _header(text: str, width: int) -> str:
+    """The header on one line where it fits, else broken after its dots (rich itself breaks only at spaces)."""
+    from rich.cells import cell_len
+    return text if cell_len(text) <= width else text.replace(".", ".\n")
 
 
 def _widths(column: Column, cells: list[str]) -> tuple[int, int]:
@@ -54,7 +62,7 @@ def fit_table(columns: list[Column], rows: list[list[str]], width: int):
     for i in sorted((i for i in kept if columns[i].priority), key=lambda i: columns[i].priority):
         if _total(sizes[j][0] for j in chosen + [i]) <= width:  # the most important first; a narrow one may still fit
             chosen.append(i)
-    dropped = [columns[i].header.replace("\n", "") for i in kept if i not in chosen]
+    dropped = [columns[i].header for i in kept if i not in chosen]
     kept = sorted(chosen)
     widths = {i: sizes[i][0] for i in kept}
     for i in sorted(kept, key=lambda i: columns[i].priority):  # spare room: the important columns unwrap first
@@ -68,7 +76,7 @@ def fit_table(columns: list[Column], rows: list[list[str]], width: int):
     table = Table()
     for i in kept:
         column = columns[i]
-        table.add_column(column.header, justify=column.justify, width=widths[i], no_wrap=False,
+        table.add_column(_header(column.header, widths[i]), justify=column.justify, width=widths[i], no_wrap=False,
                          overflow="fold")
     for row in rows:
         table.add_row(*(row[i] for i in kept))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from experiment.overrides import key_paths
+
 IGNORED = ("name", "output", "device", "data")  # data is shared by construction; the rest doesn't change the model
 
 
@@ -21,15 +23,6 @@ def identifiers(paths: list[str | Path]) -> tuple[str, list[str]]:
     names = [str(p.relative_to(common)) for p in resolved]
     title = "trial" if common.name == "trials" and all(n.isdigit() for n in names) else "run"
     return title, names
-
-
-def _flatten(value, prefix: str = "") -> dict:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
 
 
 def _short_keys(keys: list[str]) -> dict[str, str]:
@@ -81,7 +74,7 @@ def differences(specs: list[dict]) -> list[str]:
         trimmed = {k: v for k, v in spec.items() if k not in IGNORED}
         model = dict(trimmed.get("model") or {})
         layers = model.pop("layers", None) or []
-        flat.append((_flatten({**trimmed, "model": model}), [_layer(layer) for layer in layers]))
+        flat.append((key_paths({**trimmed, "model": model}), [_layer(layer) for layer in layers]))
     keys = sorted({k for f, _ in flat for k in f})
     varying = [k for k in keys if len({repr(f.get(k)) for f, _ in flat}) > 1]
     layers = _layer_differences([stack for _, stack in flat])

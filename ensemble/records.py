@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from train.mlflow_log import Tracking, flatten, tracked
+from experiment.overrides import key_paths
+from train.mlflow_log import Tracking, tracked
 from train.provenance import Provenance
 
 
@@ -27,6 +28,6 @@ def record_ensemble(result: dict, session: dict, fingerprint: Optional[str], exp
     with tracked(tracking, folder, "ensemble", experiment, params=ensemble_params(result)) as tracker:
         record = Provenance(folder, "ensemble", {**session, "device": "cpu", "data_fingerprint": fingerprint})
         if tracker is not None:
-            tracker.log_metrics(flatten(result["results"]))
+            tracker.log_metrics(key_paths(result["results"]))
             record.update(mlflow=tracker.info())
         record.end("finished")

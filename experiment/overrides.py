@@ -54,3 +54,19 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
         parts, value = parse_override(text)
         set_path(data, parts, value)
     return data
+
+
+def key_paths(data, lists: bool = False, prefix: str = "") -> dict:
+    """A nested spec as {key.path: value} for every leaf, the paths `--set` takes. Lists stay whole values
+    (a layer list is one setting) unless `lists`, which goes into them by index (model.layers.0.Conv2D.filters);
+    empty mappings and lists are leaves."""
+    if isinstance(data, dict) and data:
+        items = data.items()
+    elif lists and isinstance(data, list) and data:
+        items = enumerate(data)
+    else:
+        return {prefix[:-1]: data} if prefix else {}
+    flat = {}
+    for key, value in items:
+        flat.update(key_paths(value, lists, f"{prefix}{key}."))
+    return flat

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from core.errors import DlxError
+from experiment.overrides import key_paths
 
 # summary.json fields compared, in this order; the numbers get a difference (B - A)
 METRICS = ("status", "best_epoch", "epochs", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
@@ -29,20 +30,6 @@ class Side:
     fingerprint: Optional[str] = None           # split.json's data fingerprint (a spec has none until it trains)
     provenance: dict = field(default_factory=dict)  # the newest provenance.json session
     summary: dict = field(default_factory=dict)
-
-
-def key_paths(data, prefix: str = "") -> dict:
-    """{key.path: value} for every leaf; list items by index (model.layers.0.Conv2D.filters)."""
-    if isinstance(data, dict) and data:
-        items = data.items()
-    elif isinstance(data, list) and data:
-        items = enumerate(data)
-    else:
-        return {prefix[:-1]: data} if prefix else {}
-    flat = {}
-    for key, value in items:
-        flat.update(key_paths(value, f"{prefix}{key}."))
-    return flat
 
 
 def load_side(path: str | Path) -> Side:
@@ -93,13 +80,13 @@ def _provenance(a: Side, b: Side) -> list[dict]:
     if not a.provenance or not b.provenance:
         return []
     kept = [{k: v for k, v in side.provenance.items() if k not in VOLATILE} for side in (a, b)]
-    return _pairs(key_paths(kept[0]), key_paths(kept[1]))
+    return _pairs(key_paths(kept[0], lists=True), key_paths(kept[1], lists=True))
 
 
 def diff(a: str | Path, b: str | Path) -> dict:
     """The differences between `a` and `b` (run folders or spec files), as `dlx diff --json` prints them."""
     left, right = load_side(a), load_side(b)
-    spec = _pairs(key_paths(left.spec), key_paths(right.spec))
+    spec = _pairs(key_paths(left.spec, lists=True), key_paths(right.spec, lists=True))
     known = left.fingerprint is not None and right.fingerprint is not None
     data = {"a": left.fingerprint, "b": right.fingerprint, "same": left.fingerprint == right.fingerprint
             if known else None}

@@ -158,13 +158,13 @@ def _is_number(value) -> bool:
 def spec_values(folder: Path, kind: str) -> Optional[dict]:
     """{key.path: value} of a run's config.yaml or a search's best.yaml; None when there is none or it is damaged
     (the listing never fails on one folder)."""
+    from experiment.overrides import key_paths
     from experiment.yamlio import load_yaml_mapping
-    from report.diff import key_paths
     path = folder / {"run": "config.yaml", "search": "best.yaml"}.get(kind, "")
     if kind not in ("run", "search") or not path.is_file():
         return None
     try:
-        return key_paths(load_yaml_mapping(path, "spec"))
+        return key_paths(load_yaml_mapping(path, "spec"), lists=True)
     except DlxError:
         return None
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from core.files import read_json
-from train.mlflow_log import MlflowRun, Tracking, flatten, resumable_run, tracked
+from experiment.overrides import key_paths
+from train.mlflow_log import MlflowRun, Tracking, resumable_run, tracked
 from train.provenance import latest_session, read_provenance, recorded
 
 
@@ -23,7 +24,7 @@ def search_records(search_dir: Path, space, space_file=None) -> Iterator[Optiona
     earlier = (read_provenance(search_dir) or {}).get("sessions", [])
     resume = resumable_run(earlier, tracking) if tracking else None
     with tracked(tracking, search_dir, "search", space.name, resume=resume,
-                 params=flatten(space.to_yaml_dict())) as tracker:
+                 params=key_paths(space.to_yaml_dict())) as tracker:
         with recorded(search_dir, "search", space_file, space.seed) as record:
             if tracker is not None:
                 record.update(mlflow=tracker.info())

@@ -13,7 +13,6 @@ import errno
 import importlib.util
 import json
 import os
-import re
 import socket
 import time
 import warnings
@@ -27,6 +26,7 @@ from sqlalchemy.exc import (ArgumentError, DatabaseError, IntegrityError, NoSuch
 from core.errors import DlxError
 from core.lazy import lazy_module
 from core.processes import pid_alive
+from core.urls import redact
 from search.samplers import make_pruner, make_sampler
 
 optuna = lazy_module("optuna")
@@ -40,11 +40,6 @@ SQLITE_TIMEOUT = 60
 
 def default_storage(search_dir: Path) -> str:
     return f"sqlite:///{(Path(search_dir) / 'study.db').resolve()}"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and files shown to people."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 FULL_DISK = ("database or disk is full", "no space left on device", "could not extend file", "disk full")

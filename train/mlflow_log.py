@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 import time
 import urllib.error
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from core.errors import DlxError
+from core.urls import redact
 
 KEY = "train.log.mlflow"
 # small files of a run, search or ensemble folder that are copied to the MLflow run as artefacts
@@ -53,11 +53,6 @@ class Tracking:
         return cls(data["tracking_uri"], data.get("experiment"), bool(data.get("required")))
 
 
-def redact(uri: str) -> str:
-    """A URI with any password replaced by ***, for files and messages."""
-    return re.sub(r"(//[^/:@]+:)[^/@]+@", r"\1***@", uri)
-
-
 def require_mlflow():
     """MLflow's client class, or a DlxError saying how to install it."""
     try:
@@ -66,16 +61,6 @@ def require_mlflow():
         raise DlxError(f"{KEY} (or --mlflow) asks for MLflow, but it is not installed; install dlx[mlflow] "
                        "(pip install 'dlx[mlflow]') or remove the setting.", key=KEY) from None
     return MlflowClient
-
-
-def flatten(data, prefix: str = "") -> dict:
-    """A nested spec as {key.path: value}; lists stay whole (a layer list is one parameter)."""
-    if isinstance(data, dict) and data:
-        flat = {}
-        for key, value in data.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: data} if prefix else {}
 
 
 def _param_text(value) -> str:

@@ -18,6 +18,7 @@ from archs.builder import build_model, count_params
 from archs.check import validate_spec
 from core.errors import DlxError
 from experiment.load import spec_to_dict
+from experiment.overrides import key_paths
 from experiment.schema import ExperimentSpec
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.data import Splits, check_split_compatible, load_splits
@@ -27,7 +28,7 @@ from train.diagnose import split_warnings
 from train.inputs import input_record
 from train.loop import TrainingSession, TrainState, evaluate, fit
 from train.memory import check_activation_memory
-from train.mlflow_log import Tracking, flatten, require_mlflow, resumable_run, summary_metrics, tracked
+from train.mlflow_log import Tracking, require_mlflow, resumable_run, summary_metrics, tracked
 from train.optim import continue_schedule, make_optimizer, make_scheduler
 from train.outdir import claim
 from train.progress import make_progress
@@ -169,7 +170,7 @@ def _records(stack: ExitStack, opened: Opened, spec_file, mlflow_parent: Optiona
     tracking = Tracking.from_settings(spec.train.log.mlflow)
     resume = resumable_run((read_provenance(path) or {}).get("sessions", []), tracking) if tracking else None
     tracker = stack.enter_context(tracked(tracking, path, "run", spec.name, parent=mlflow_parent, resume=resume,
-                                          params=flatten(spec_to_dict(spec))))
+                                          params=key_paths(spec_to_dict(spec))))
     record = stack.enter_context(recorded(path, "run", spec_file, spec.seed))
     if tracker is not None:
         record.update(mlflow=tracker.info())
