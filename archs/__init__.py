@@ -10,6 +10,7 @@ from core.lazy import lazy_attributes
 __getattr__, _WITH_TORCH = lazy_attributes(__name__, {
     "archs.builder": ["DlxNet", "LayerRow", "MAX_PARAMS", "build_model", "count_params", "keras_shape"],
     "archs.summary": ["summarize", "summary_inputs"],
+    "archs.keras_import": ["KerasImport", "import_keras", "spec_yaml"],  # torch-free; loaded by `dlx import` only
 })
 
 __all__ = ["ACTIVATIONS", "LAYERS", "PRESETS", "LayerNode", "check_vars_referenced", "load_spec", "parse_model",

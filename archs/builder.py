@@ -1,14 +1,19 @@
-"""Layer nodes → a PyTorch model, chaining shapes so every size is inferred (as Keras does)."""
+"""Layer nodes → a PyTorch model: `archs.graph` plans the wiring and every shape (as Keras infers them), this
+module builds each step's module and a summary row per layer."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from archs import modules
-from archs.parse import LayerNode, parse_model
-from archs.vocabulary import Residual, describe
+from archs.graph import MODEL_INPUT, Step, is_chain, plan
+from archs.merge import Identity
+from archs.parse import INPUT, LayerNode, parse_model
+from archs.vocabulary import describe
 from core.errors import DlxError
 
 
@@ -26,6 +31,8 @@ class LayerRow:
     non_trainable: int
     depth: int = 0
     role: str = ""  # "block" (a Residual's heading), "shortcut" (its projection), or "" (a layer)
+    inputs: list[str] = field(default_factory=list)  # the rows (or "input") whose outputs it takes: "Connected to"
+    flops: int = 0  # multiply-adds ×2 of its convolutions and dense layers, for one image
 
 
 def keras_shape(shape: tuple) -> list[int]:
@@ -40,104 +47,134 @@ def count_params(module: nn.Module) -> tuple[int, int]:
     return trainable, frozen + stats
 
 
-class _Namer:
-    """Keras's automatic names: conv2d, conv2d_1, batch_normalization, ..."""
+def snake_case(type_name: str) -> str:
+    """A layer type as Keras names its instances: Conv2D → conv2d, Conv2DTranspose → conv2d_transpose, ReLU → re_lu
+    (an underscore before each capitalised word, and between a lower-case letter and a capital)."""
+    words = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", words).lower()
 
-    def __init__(self):
+
+class _Namer:
+    """Keras's automatic names: conv2d, conv2d_1, batch_normalization, ...; skipping the names the spec gives."""
+
+    def __init__(self, taken: set[str] = frozenset()):
         self.seen: dict[str, int] = {}
+        self.taken = taken
 
     def __call__(self, type_name: str) -> str:
-        base = "".join("_" + c.lower() if c.isupper() and i and not type_name[i - 1].isupper() and not type_name[i - 1].isdigit() else c.lower()
-                       for i, c in enumerate(type_name))
-        n = self.seen.get(base, 0)
-        self.seen[base] = n + 1
-        return base if n == 0 else f"{base}_{n}"
+        base = snake_case(type_name)
+        while True:
+            n = self.seen.get(base, 0)
+            self.seen[base] = n + 1
+            name = base if n == 0 else f"{base}_{n}"
+            if name not in self.taken:
+                return name
 
 
-def _check_input(node: LayerNode, index_label: str, shape: tuple) -> None:
-    wants = type(node.layer).wants
-    if wants == "image" and len(shape) != 3:
-        raise DlxError(f"{node.type} (layer {index_label}) needs an image input (channels, height, width), "
-                       f"but receives flat features {describe(shape)}; move it before Flatten/Dense/global pooling.",
-                       key=node.key)
-    if wants == "flat" and len(shape) != 1:
-        raise DlxError(f"{node.type} (layer {index_label}) needs flat features, but receives an image {describe(shape)}; "
-                       "put Flatten or GlobalAveragePooling2D before it.", key=node.key)
+def _given_names(steps: list[Step]) -> set[str]:
+    inner = [step for outer in steps for step in (outer.body or []) + (outer.shortcut or [])]
+    return {step.node.name for step in steps if step.node.name} | (_given_names(inner) if inner else set())
 
 
-def _output_shape(node: LayerNode, index_label: str, shape: tuple) -> tuple:
-    out = node.layer.output_shape(shape)
-    if any(size < 1 for size in out):
-        raise DlxError(f"{node.type} (layer {index_label}) receives {describe(shape)} and would output "
-                       f"{describe(out)}: the spatial size shrinks below 1. Use fewer downsampling layers, "
-                       "padding: same, or a larger input.", key=node.key)
-    return out
+def layer_flops(module: nn.Module | None, out_shape: tuple) -> int:
+    """Multiply-adds ×2 for one image of a layer's convolutions (each outputs the layer's height and width) and
+    dense layers, from their weights and the inferred shape: no forward pass, so ResNet50 counts in milliseconds."""
+    pixels = math.prod(out_shape[1:]) if len(out_shape) == 3 else 1
+    total = 0
+    for part in module.modules() if module is not None else []:
+        if isinstance(part, nn.Conv2d):
+            total += 2 * part.weight[0].numel() * part.out_channels * pixels
+        elif isinstance(part, nn.Linear):
+            total += 2 * part.in_features * part.out_features
+    return total
 
 
-def _layer_row(name: str, type_name: str, shape: tuple, module: nn.Module | None, depth: int, role: str = "") -> LayerRow:
+def _layer_row(name: str, type_name: str, shape: tuple, module: nn.Module | None, depth: int, role: str = "",
+               inputs: list[str] | None = None) -> LayerRow:
     trainable, non_trainable = count_params(module) if module is not None else (0, 0)
-    return LayerRow(name, type_name, keras_shape(shape), trainable + non_trainable, non_trainable, depth, role)
+    return LayerRow(name, type_name, keras_shape(shape), trainable + non_trainable, non_trainable, depth, role,
+                    inputs or [], layer_flops(module, shape))
 
 
-def _build_residual(node: LayerNode, label: str, shape: tuple, namer: _Namer, rows: list[LayerRow],
-                    depth: int) -> tuple[nn.Module, tuple]:
+def _build_residual(step: Step, namer: _Namer, rows: list[LayerRow], depth: int, entry: str) -> tuple[nn.Module, str]:
     """A Residual as a Keras functional model summarises it: a heading row, then the body's layers, the shortcut's
-    projection, the addition and the activation after it, one row each."""
-    block: Residual = node.layer
-    heading = _layer_row(namer("Residual"), "Residual", shape, None, depth, role="block")
-    rows.append(heading)
-    body, out = build_layers(node.children, shape, namer, rows, depth + 1, f"{label}.")
-    shortcut_nodes = [LayerNode(layer, f"{node.key}.shortcut") for layer in block.shortcut(shape, out, node.key)]
+    layers, the addition and the activation after it, one row each. Returns the module and its output's row name."""
+    block, out = step.node.layer, step.out_shape
+    rows.append(_layer_row(step.node.name or namer("Residual"), "Residual", out, None, depth, "block", [entry]))
+    body, body_names = build_steps(step.body, namer, rows, depth + 1, entry)
     shortcut_rows: list[LayerRow] = []
-    shortcut, _ = build_layers(shortcut_nodes, shape, namer, shortcut_rows, depth + 1, f"{label}.shortcut.")
+    shortcut, shortcut_names = build_steps(step.shortcut, namer, shortcut_rows, depth + 1, entry)
     for row in shortcut_rows:
         row.role = "shortcut"
     rows.extend(shortcut_rows)
-    rows.append(_layer_row(namer("Add"), "Add", out, None, depth + 1))
+    added = namer("Add")
+    sources = [body_names[-1], (shortcut_names or [entry])[-1]]
+    rows.append(_layer_row(added, "Add", out, None, depth + 1, inputs=sources))
     post = modules.activation(block.activation)
     if block.activation is not None:
-        rows.append(_layer_row(namer("Activation"), "Activation", out, post, depth + 1))
-    heading.output_shape = keras_shape(out)
-    return modules.Residual(nn.Sequential(*body), modules.chain(*shortcut) if shortcut else nn.Identity(), post), out
+        rows.append(_layer_row(namer("Activation"), "Activation", out, post, depth + 1, inputs=[added]))
+    module = modules.Residual(nn.Sequential(*body), modules.chain(*shortcut) if shortcut else nn.Identity(), post)
+    return module, rows[-1].name
 
 
-def build_layers(nodes: list[LayerNode], shape: tuple, namer: _Namer, rows: list[LayerRow],
-                 depth: int = 0, prefix: str = "") -> tuple[list[nn.Module], tuple]:
-    """Each node's module for the shape the one before it outputs, and a summary row per layer."""
-    built = []
-    for index, node in enumerate(nodes):
-        label = f"{prefix}{index}"
-        if isinstance(node.layer, Residual):  # a block of nodes, not one layer: its shape comes from its body
-            module, out = _build_residual(node, label, shape, namer, rows, depth)
+def build_steps(steps: list[Step], namer: _Namer, rows: list[LayerRow], depth: int = 0,
+                entry: str = INPUT) -> tuple[list[nn.Module], list[str]]:
+    """Each step's module and, per step, the name of the row holding its output; a summary row per layer.
+    `entry` names what MODEL_INPUT stands for (the model's input, or a Residual's)."""
+    built, out_names = [], []
+    for step in steps:
+        inputs = [entry if s == MODEL_INPUT else out_names[s] for s in step.sources]
+        if step.body is not None:  # a Residual: a block of layers, not one
+            module, out_name = _build_residual(step, namer, rows, depth, inputs[0])
         else:
-            _check_input(node, label, shape)
-            out = _output_shape(node, label, shape)
-            module = node.layer.build(shape)
-            rows.append(_layer_row(namer(node.type), node.type, out, module, depth))
+            module = step.node.layer.build(step.layer_input)
+            out_name = step.node.name or namer(step.node.type)
+            rows.append(_layer_row(out_name, step.node.type, step.out_shape, module, depth, inputs=inputs))
         built.append(module)
-        shape = out
-    return built, shape
+        out_names.append(out_name)
+    return built, out_names
 
 
 def as_output(nodes: list[LayerNode]) -> list[LayerNode]:
-    """The nodes with the last one as the model's output layer (which emits logits: see `Layer.as_output`)."""
+    """The nodes with the last one as the model's output layer (which emits logits: see `Layer.as_output`). A
+    dropped last layer that takes named inputs becomes an Identity, so the graph keeps its output."""
     if not nodes:
         return nodes
     last = nodes[-1]
     layer = last.layer.as_output()
-    return nodes[:-1] + ([] if layer is None else [LayerNode(layer, last.key, last.children)])
+    if layer is None and last.inputs is not None:
+        layer = Identity()
+    return nodes[:-1] + ([] if layer is None else [replace(last, layer=layer)])
 
 
 class DlxNet(nn.Module):
-    """A built layer list. `summary` rows and the input shape travel with it."""
+    """A built layer list or graph. `summary` rows and the input shape travel with it.
 
-    def __init__(self, layers: list[nn.Module], input_shape: tuple, output_shape: tuple, rows: list[LayerRow]):
+    Each step's module is `layers[i]`, so state-dict keys are `layers.<i>...` either way. A chain runs as the
+    nn.Sequential it is; a graph runs a forward generated once from its `sources` (see `modules.compile_schedule`)."""
+
+    def __init__(self, layers: list[nn.Module], input_shape: tuple, output_shape: tuple, rows: list[LayerRow],
+                 sources: list[tuple[int, ...]] | None = None):
         super().__init__()
         self.layers = nn.Sequential(*layers)
         self.input_shape, self.output_shape, self.rows = tuple(input_shape), tuple(output_shape), rows
+        self.sources = None if sources is None else [tuple(s) for s in sources]
+        self._compile()
+
+    def _compile(self) -> None:
+        self._run = None if self.sources is None else modules.compile_schedule(self.sources)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_run": None}  # generated code does not pickle: compiled again on load
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._compile()
 
     def forward(self, x):
-        return self.layers(x)
+        if self._run is None:
+            return self.layers(x)
+        return self._run(list(self.layers), x)
 
 
 MAX_PARAMS = 500_000_000  # weights, gradients and Adam's two moments of this many floats already need 8 GB
@@ -148,16 +185,17 @@ def build_model(model_spec, input_shape: tuple, classes: int | None = None) -> D
 
     The model is first laid out on the meta device (no memory), so an absurd size is refused before
     anything is allocated."""
-    nodes = as_output(parse_model(model_spec, classes))
+    steps = plan(as_output(parse_model(model_spec, classes)), tuple(input_shape))
     with torch.device("meta"):
-        probe, _ = build_layers(nodes, tuple(input_shape), _Namer(), [])
+        probe, _ = build_steps(steps, _Namer(), [])
     total = sum(p.numel() for module in probe for p in module.parameters())
     if total > MAX_PARAMS:
         raise DlxError(f"the model would have {total:,} parameters, more than the {MAX_PARAMS:,} dlx builds; "
                        "use fewer filters/units or more pooling.", key="model.layers")
     rows: list[LayerRow] = []
-    layers, out = build_layers(nodes, tuple(input_shape), _Namer(), rows)
+    layers, _ = build_steps(steps, _Namer(_given_names(steps)), rows)
+    out = steps[-1].out_shape if steps else tuple(input_shape)
     if classes is not None and out != (classes,):
         raise DlxError(f"the model outputs {describe(out)}, but the dataset has {classes} classes; "
                        "end with 'Dense: {units: classes}' (after Flatten or global pooling).", key="model.layers")
-    return DlxNet(layers, input_shape, out, rows)
+    return DlxNet(layers, input_shape, out, rows, None if is_chain(steps) else [s.sources for s in steps])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from archs.graph import wire
 from archs.parse import check_vars_referenced, parse_model
 from core.errors import DlxError
 from experiment.load import parse_sections, read_spec_file, split_key
@@ -17,7 +18,7 @@ def validate_spec(data: dict, file: str | Path | None = None, text: str | None =
     checkpoint's spec, which must keep loading."""
     spec = parse_sections(data, file, text)
     try:
-        parse_model(spec.model)
+        wire(parse_model(spec.model))  # names and inputs are checked before any shape is known
         if strict_vars:
             check_vars_referenced(spec.model.vars, spec.model)
     except DlxError as exc:

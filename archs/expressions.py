@@ -1,5 +1,6 @@
 """`${...}` references to `model.vars`: whole-value references keep their type, and a small
-safe arithmetic/logic language (numbers, names, + - * / // % **, comparisons, and/or/not) is allowed."""
+safe arithmetic/logic language (numbers, names, + - * / // % **, comparisons, and/or/not, and the functions
+int, round, min, max and make_divisible) is allowed."""
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,16 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 MAX_INT = 2 ** 64  # no layer argument needs more; bigger results only come from runaway arithmetic
 MAX_TEXT = 10_000  # characters a `'ab' * n` expression may produce
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """The MobileNet/EfficientNet width rule (Keras's `_make_divisible`): `value` rounded to the nearest multiple of
+    `divisor` (halves up), at least `divisor`, and one step up where rounding lost more than 10%."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+_FUNCTIONS = {"int": int, "round": round, "min": min, "max": max, "make_divisible": make_divisible}  # pure, cheap
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
             ast.Gt: operator.gt, ast.GtE: operator.ge}
 
@@ -55,6 +66,9 @@ def evaluate(expression: str, variables: dict, key: str) -> Any:
         if isinstance(node, ast.BoolOp):
             values = [walk(v) for v in node.values]
             return all(values) if isinstance(node.op, ast.And) else any(values)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
+                and not node.keywords and node.args):
+            return _FUNCTIONS[node.func.id](*(walk(arg) for arg in node.args))
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
             return _COMPARE[type(node.ops[0])](walk(node.left), walk(node.comparators[0]))
         raise DlxError(f"'${{{expression}}}' uses something other than numbers, var names and arithmetic.", key=key)
@@ -76,7 +90,7 @@ def referenced_names(value: Any) -> set[str]:
                 tree = ast.parse(expression.strip(), mode="eval")
             except SyntaxError:
                 continue  # reported where it is evaluated
-            names.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
+            names.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id not in _FUNCTIONS)
         return names
     if isinstance(value, dict):
         value = [*value.keys(), *value.values()]

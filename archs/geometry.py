@@ -39,6 +39,6 @@ def same_pads(shape: tuple, kernel: Pair, stride: Pair, dilation: Pair = 1) -> l
 
 def projection_stride(in_shape: tuple, out_shape: tuple) -> int | None:
     """The stride of a 1×1 convolution mapping `in_shape` to `out_shape`'s height and width, or None if none can."""
-    stride = max(1, in_shape[1] // out_shape[1])
+    stride = max(1, -(-in_shape[1] // out_shape[1]))  # ceil: 'same' padding maps 17 to 9 with stride 2
     fits = (conv_out(in_shape[1], 1, stride, 1, "valid"), conv_out(in_shape[2], 1, stride, 1, "valid")) == out_shape[1:]
     return stride if fits else None

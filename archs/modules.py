@@ -84,8 +84,9 @@ def flatten() -> nn.Module:
     return nn.Flatten()
 
 
-def global_pool(kind: str) -> nn.Module:
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1) if kind == "avg" else nn.AdaptiveMaxPool2d(1), nn.Flatten())
+def global_pool(kind: str, keepdims: bool = False) -> nn.Module:
+    pool = nn.AdaptiveAvgPool2d(1) if kind == "avg" else nn.AdaptiveMaxPool2d(1)
+    return pool if keepdims else nn.Sequential(pool, nn.Flatten())
 
 
 class Residual(nn.Module):
@@ -98,3 +99,53 @@ class Residual(nn.Module):
 
     def forward(self, x):
         return self.post(self.body(x) + self.shortcut(x))
+
+
+MERGE_OPS = {"add": torch.add, "subtract": torch.sub, "multiply": torch.mul, "average": torch.add,
+             "maximum": torch.maximum, "minimum": torch.minimum}
+
+
+class Merge(nn.Module):
+    """Keras's elementwise merges: the inputs folded with one operation; Average divides the sum by their number."""
+
+    def __init__(self, op: str, count: int):
+        super().__init__()
+        self.op, self.scale = MERGE_OPS[op], (1.0 / count if op == "average" else None)
+
+    def forward(self, *inputs):
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = self.op(out, x)
+        return out if self.scale is None else out * self.scale
+
+
+class Concatenate(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *inputs):
+        return torch.cat(inputs, self.dim)
+
+
+def identity() -> nn.Module:
+    return nn.Identity()
+
+
+def compile_schedule(sources: list[tuple[int, ...]]):
+    """A plain Python function `run(modules, x)` that calls `modules[i]` on the outputs of `sources[i]` (earlier
+    steps; -1 is the input) in order, and drops each output after its last use, as hand-written code would.
+
+    Generated once per model, so a forward pass does no graph walking at all (torch.fx generates code likewise)."""
+    last_use = {s: i for i, step in enumerate(sources) for s in step}
+    lines = ["def run(modules, x):"]
+    for i, step in enumerate(sources):
+        arguments = ", ".join("x" if s < 0 else f"v{s}" for s in step)
+        lines.append(f"    v{i} = modules[{i}]({arguments})")
+        dead = sorted({f"v{s}" for s in step if s >= 0 and last_use[s] == i})
+        if dead:
+            lines.append(f"    del {', '.join(dead)}")
+    lines.append(f"    return v{len(sources) - 1}")
+    namespace: dict = {}
+    exec(compile("\n".join(lines), "<dlx graph>", "exec"), namespace)  # noqa: S102 - our own generated source
+    return namespace["run"]

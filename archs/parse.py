@@ -4,14 +4,21 @@ Accepted item forms, as in Keras: `- Flatten`, `- BatchNormalization: {}`, `- Dr
 `- Conv2D: [32, 3]` (positional), `- Conv2D: {filters: 32, kernel_size: 3, activation: relu}`.
 `${name}` references `model.vars`; `when: <bool>` (in the arguments or beside the layer) drops a
 layer when false; `Repeat` is expanded here, so nodes hold only concrete layers and `Residual`s.
+
+Graphs: any item may carry `name:` (unique) and `inputs:` (a name, or a list for merge layers), in its arguments
+or beside the layer; `archs.graph` wires them. Names inside a `Repeat` get the copy's number as a suffix
+(`a` → `a_1`, `a_2`, ...), and references to them inside the copy follow.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
+import archs.keras_layers  # registers ZeroPadding2D, ReLU, Reshape, Conv2DTranspose, ...
+import archs.merge  # noqa: F401 - registers the merge layers
 import archs.vocabulary as vocabulary  # noqa: PLR0402 - registers the layers; `from archs` would loop via __init__
 from archs.expressions import referenced_names, substitute
 from archs.registry import LAYERS, PRESETS
@@ -19,6 +26,9 @@ from core.errors import DlxError, did_you_mean
 from experiment.yamlio import load_yaml_mapping
 
 MAX_LAYERS = 10_000
+INPUT = "input"  # the model input's name in `inputs:`
+WIRING = ("when", "name", "inputs")  # keys that may sit beside a layer's arguments
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 @dataclass
@@ -26,6 +36,9 @@ class LayerNode:
     layer: vocabulary.Layer
     key: str  # where it came from, e.g. "model.layers[3].Conv2D"
     children: list[LayerNode] = field(default_factory=list)  # Residual's body
+    name: str | None = None  # `name:`, unique in the model
+    inputs: list[str] | None = None  # `inputs:`; None takes the previous entry's output
+    shortcut: list[LayerNode] | None = None  # Residual's `shortcut:` layers ([] is the identity)
 
     @property
     def type(self) -> str:
@@ -76,14 +89,14 @@ def parse_layers(items: Any, context: _Context, key: str) -> list[LayerNode]:
     return nodes
 
 
-def _split_item(item: Any, key: str) -> tuple[str, Any, Any]:
-    """(layer name, raw arguments, raw `when`) of one list item."""
+def _split_item(item: Any, key: str) -> tuple[str, Any, dict]:
+    """(layer name, raw arguments, the `when`/`name`/`inputs` written beside the layer) of one list item."""
     if isinstance(item, str):
-        return item, None, True
+        return item, None, {}
     if isinstance(item, dict):
-        names = [k for k in item if k != "when"]
+        names = [k for k in item if k not in WIRING]
         if len(names) == 1:
-            return names[0], item[names[0]], item.get("when", True)
+            return names[0], item[names[0]], {k: item[k] for k in WIRING if k in item}
         raise DlxError(f"each layer item is one 'LayerName: arguments' pair, got keys {list(item)}.", key=key)
     raise DlxError(f"expected a layer such as 'Conv2D: [32, 3]', got {item!r}.", key=key)
 
@@ -122,21 +135,62 @@ def parse_item(item: Any, context: _Context, key: str) -> list[LayerNode]:
     context.count += 1
     if context.count > MAX_LAYERS:
         raise DlxError(f"the model has more than {MAX_LAYERS} layers; refusing to build it.", key=key)
-    name, raw, when = _split_item(item, key)
+    name, raw, beside = _split_item(item, key)
     cls = LAYERS.get(name, key=key)
     key = f"{key}.{cls.__name__}"
-    args = substitute(_arguments(cls, raw, key), context.variables, key)
-    when = substitute(args.pop("when", when), context.variables, f"{key}.when")
+    args = {**substitute(beside, context.variables, key),
+            **substitute(_arguments(cls, raw, key), context.variables, key)}
+    when = args.pop("when", True)
     if not isinstance(when, bool):
         raise DlxError(f"'when' must be true or false, got {when!r}.", key=f"{key}.when")
     if not when:
         return []
+    wiring = _wiring(args.pop("name", None), args.pop("inputs", None), key)
     layer = _validate(cls, args, key)
     if isinstance(layer, vocabulary.Repeat):
-        return [node for _ in range(layer.times) for node in parse_layers(layer.layers, context, f"{key}.layers")]
-    node = LayerNode(layer if context.classes is None else layer.with_classes(context.classes), key)
+        if any(wiring.values()):
+            raise DlxError("a Repeat takes no 'name' or 'inputs'; give them to the layers inside it.", key=key)
+        return [node for copy in range(layer.times)
+                for node in _suffixed(parse_layers(layer.layers, context, f"{key}.layers"), f"_{copy + 1}")]
+    node = LayerNode(layer if context.classes is None else layer.with_classes(context.classes), key, **wiring)
     if isinstance(layer, vocabulary.Residual):
         node.children = parse_layers(layer.layers, context, f"{key}.layers")
         if not node.children:
             raise DlxError("Residual needs at least one layer in 'layers' (all were removed by 'when').", key=key)
+        if layer.shortcut is not None:
+            node.shortcut = parse_layers(layer.shortcut, context, f"{key}.shortcut")
     return [node]
+
+
+def _wiring(name: Any, inputs: Any, key: str) -> dict:
+    """`name` and `inputs` checked: names are identifiers (`input` is the model's own)."""
+    if name is not None and (not isinstance(name, str) or not _NAME.fullmatch(name) or name == INPUT):
+        raise DlxError(f"a layer name must be a word of letters, digits, '_', '.' or '-' starting with a letter "
+                       f"or '_', and not '{INPUT}' (the model's input), but got {name!r}.", key=f"{key}.name")
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+            raise DlxError(f"'inputs' must be a layer name or a list of them (the model's input is '{INPUT}'), "
+                           f"but got {inputs!r}.", key=f"{key}.inputs")
+    return {"name": name, "inputs": inputs}
+
+
+def _defined(nodes: list[LayerNode]) -> set[str]:
+    """The names the nodes define, inside Residuals too."""
+    names = set()
+    for node in nodes:
+        names |= {node.name} if node.name else set()
+        names |= _defined(node.children) | _defined(node.shortcut or [])
+    return names
+
+
+def _suffixed(nodes: list[LayerNode], suffix: str, names: set[str] | None = None) -> list[LayerNode]:
+    """One Repeat copy: the names it defines, and the references to them, get the copy's suffix."""
+    names = _defined(nodes) if names is None else names
+
+    def rename(name):
+        return f"{name}{suffix}" if name in names else name
+    return [replace(node, name=node.name and rename(node.name),
+                    inputs=node.inputs and [rename(i) for i in node.inputs],
+                    children=_suffixed(node.children, suffix, names),
+                    shortcut=node.shortcut and _suffixed(node.shortcut, suffix, names)) for node in nodes]

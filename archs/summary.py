@@ -1,43 +1,16 @@
-"""Model summary as data (the CLI formats it): rows (each with all its parameters, as Keras's Param #), totals,
-an estimate of FLOPs per image."""
+"""Model summary as data (the CLI formats it): rows (each with all its parameters, as Keras's Param #, its
+inputs and its FLOPs per image), totals. The model is laid out on the meta device: nothing is allocated."""
 from __future__ import annotations
 
 import math
 from dataclasses import asdict
 
 import torch
-from torch import nn
 
 from archs.builder import build_model, count_params, keras_shape
 from core.errors import DlxError
 
-
-def estimate_flops(model: nn.Module, input_shape: tuple) -> int:
-    """Multiply-adds ×2 of convolutions and dense layers for one image, by tracing one forward pass."""
-    total = 0
-
-    def conv_hook(module, inputs, output):
-        nonlocal total
-        kernel = module.weight[0].numel()  # in_channels/groups × kh × kw
-        total += 2 * kernel * output[0].numel()
-
-    def linear_hook(module, inputs, output):
-        nonlocal total
-        total += 2 * module.in_features * module.out_features
-
-    hooks = [m.register_forward_hook(conv_hook if isinstance(m, nn.Conv2d) else linear_hook)
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        model.eval()
-        with torch.inference_mode():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return total
-
-
-MAX_INPUT_VALUES = 2 ** 24  # one probe image is traced for the FLOPs estimate: keep it to 64 MB
+MAX_INPUT_VALUES = 2 ** 24  # 64 MB of float32 per image: beyond any model dlx is meant for
 
 
 def summary_inputs(input_shape: str | None, classes: int | None) -> tuple[tuple | None, int | None]:
@@ -66,15 +39,17 @@ def parse_input_shape(text: str) -> tuple:
 def summarize(spec, input_shape: tuple, classes: int) -> dict:
     """The summary for `input_shape` (channels first) and `classes`; the caller reads them from the spec's dataset
     when the user gives none (`train.data.dataset_info`), so a spec can be summarised without its data."""
-    model = build_model(spec.model, input_shape, classes)
+    with torch.device("meta"):  # shapes and counts need no weights: nothing is allocated or computed
+        model = build_model(spec.model, input_shape, classes)
     trainable, non_trainable = count_params(model)
     return {
         "name": spec.name,
         "input_shape": keras_shape(input_shape),
         "classes": classes,
+        "graph": model.sources is not None,  # layers wired with `inputs:`: each row's `inputs` is its "Connected to"
         "layers": [asdict(row) for row in model.rows],
         "total_params": trainable + non_trainable,
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,
-        "mflops": estimate_flops(model, input_shape) / 1e6,
+        "mflops": sum(row.flops for row in model.rows) / 1e6,  # per image: see `archs.builder.layer_flops`
     }

@@ -230,21 +230,22 @@ class AveragePooling2D(Pooling):
 
 class GlobalPooling(Layer):
     wants: ClassVar[str] = "image"
+    keepdims: bool = Field(False, description="keep a 1×1 image instead of flat features")
 
     def output_shape(self, shape):
-        return (shape[0],)
+        return (shape[0], 1, 1) if self.keepdims else (shape[0],)
 
 
 @LAYERS.register("GlobalAveragePooling2D")
 class GlobalAveragePooling2D(GlobalPooling):
     def build(self, shape):
-        return modules.global_pool("avg")
+        return modules.global_pool("avg", self.keepdims)
 
 
 @LAYERS.register("GlobalMaxPooling2D")
 class GlobalMaxPooling2D(GlobalPooling):
     def build(self, shape):
-        return modules.global_pool("max")
+        return modules.global_pool("max", self.keepdims)
 
 
 @LAYERS.register("Flatten")
@@ -258,14 +259,16 @@ class Flatten(Layer):
 
 @LAYERS.register("Residual")
 class Residual(Layer):
-    """`layers` plus the block's input; a 1×1 conv shortcut when channels or size change."""
+    """`layers` plus the block's input (sugar for a branch and an `Add`); the shortcut is the identity, a 1×1 conv
+    when channels or size change, or the `shortcut:` layers when given (a Keras ResNet's strided conv and BN)."""
 
     layers: list[Any] = Field(min_length=1)
+    shortcut: list[Any] | None = Field(None, description="the shortcut's layers, a chain; [] is the identity")
     shortcut_bn: bool = Field(False, description="a BatchNormalization after the projection shortcut")
     shortcut_use_bias: bool = Field(True, description="the projection's bias; Keras ResNets drop it before the BN")
     activation: ActivationName | None = Field(None, description="applied after the addition")
 
-    def shortcut(self, in_shape: tuple, out_shape: tuple, key: str) -> list[Layer]:
+    def projection(self, in_shape: tuple, out_shape: tuple, key: str) -> list[Layer]:
         """The shortcut's layers: none when the body keeps the shape, else a projection (a strided 1×1 Conv2D,
         optionally followed by BatchNormalization, or a Dense for flat features). `key` places the errors."""
         if in_shape == out_shape:

@@ -17,13 +17,17 @@ ORDER = ["train", "evaluate", "search", "ensemble", "predict", "export", "runs",
 
 
 def _register_commands() -> None:
-    commands = []
+    commands, groups = [], []
     for info in pkgutil.iter_modules(cli.__path__):
         if info.name.endswith("_cmd"):
-            commands.extend(importlib.import_module(f"cli.{info.name}").COMMANDS)
+            module = importlib.import_module(f"cli.{info.name}")
+            commands.extend(module.COMMANDS)
+            groups.extend(getattr(module, "GROUPS", []))  # sub-command groups: `dlx import keras`
     rank = {name: i for i, name in enumerate(ORDER)}
     for command in sorted(commands, key=lambda f: rank.get(f.__name__, len(ORDER))):
         app.command()(command)
+    for group in groups:
+        app.add_typer(group)
 
 
 _register_commands()

@@ -43,15 +43,20 @@ def _layer_cell(row: dict) -> str:
 
 def print_table(result: dict) -> None:
     """Keras's layout: a row per layer (a Residual's own row heads its layers and has no Param # of its own), then
-    the totals. Param # counts trainable and non-trainable parameters, so the rows add up to the total."""
+    the totals. Param # counts trainable and non-trainable parameters, so the rows add up to the total. A graph
+    (layers with `inputs:`) adds Keras's "Connected to" column; its names and the layer cells wrap at spaces to fit
+    the console, while shapes and counts never break."""
     from rich.markup import escape
     from rich.table import Table
     table = Table(title=f"Model: {result['name']}  (input {result['input_shape']})")
-    for column in ("Layer (type)", "Output Shape", "Param #"):
-        table.add_column(column, justify="right" if column == "Param #" else "left")
+    graph = result.get("graph", False)
+    for column in ("Layer (type)", "Output Shape", "Param #", *(["Connected to"] if graph else [])):
+        table.add_column(column, justify="right" if column == "Param #" else "left", overflow="fold",
+                         no_wrap=column in ("Output Shape", "Param #"))
     for row in result["layers"]:
         params = "" if row["role"] == "block" else f"{row['params']:,}"
-        table.add_row(escape(_layer_cell(row)), str(tuple(row["output_shape"])), params)
+        connected = [escape(", ".join(row["inputs"]))] if graph else []
+        table.add_row(escape(_layer_cell(row)), str(tuple(row["output_shape"])), params, *connected)
     console.print(table)
     console.print(f"Total params: {result['total_params']:,}\nTrainable params: {result['trainable_params']:,}\n"
                   f"Non-trainable params: {result['non_trainable_params']:,}\n"

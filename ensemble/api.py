@@ -40,13 +40,16 @@ def shared_data(member: Member) -> tuple[dict, dict]:
 
 
 def member_predictions(members: list[Member], unit: dict, device="cpu") -> tuple[dict, list[bool]]:
-    """({split: log-probabilities (members, samples, classes)}, cache hit per member)."""
+    """({split: log-probabilities (members, samples, classes)}, cache hit per member).
+
+    In float64: a member's own scores and a pool that gives it all the weight must come out equal, not a float32
+    rounding apart."""
     per_member, hits = [], []
     for member in members:
         result, hit = cached_log_probs(member, unit, device)
         per_member.append(result)
         hits.append(hit)
-    return {s: np.stack([r[s] for r in per_member]) for s in ("val", "test")}, hits
+    return {s: np.stack([r[s] for r in per_member]).astype(np.float64) for s in ("val", "test")}, hits
 
 
 def _both(val_probs, test_probs, y) -> dict:

@@ -14,9 +14,10 @@ from ensemble.folder import load_model
 from train.data.formats import IMAGE_SUFFIXES, open_image, read_npz
 from train.data.sources import channels_first
 from train.inputs import InputContract, conform
-from train.prediction_file import write_predictions_csv
+from train.prediction_file import write_prediction_chunks
 
 NPZ_KEYS = ("x", "x_test")
+CHUNK = 256  # images of a folder decoded and predicted at a time
 DEEP_MODES = ("I", "F")  # 32-bit integer and float images (and I;16*): no 0–255 meaning to rely on
 MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "PA": "palette+alpha"}
 
@@ -65,6 +66,22 @@ def _read_images(files: list[Path], contract: InputContract, resize: bool, notic
                            for f in files])
 
 
+def input_chunks(path: str | Path, contract: InputContract, resize: bool = False,
+                 notices: Optional[list[str]] = None, size: int = CHUNK):
+    """(names, inputs) `size` images at a time for a folder, so that a folder of any size is never held whole;
+    an image or an .npz comes as one chunk."""
+    path, notices = Path(path), [] if notices is None else notices
+    if not path.is_dir():
+        yield read_inputs(path, contract, resize, notices)
+        return
+    files = _image_files(path)
+    if not files:
+        raise DlxError("no images in this folder (png, jpg, ...).", file=path)
+    for start in range(0, len(files), size):
+        chunk = files[start:start + size]
+        yield [str(f.relative_to(path)) for f in chunk], _read_images(chunk, contract, resize, notices)
+
+
 def read_inputs(path: str | Path, contract: InputContract, resize: bool = False,
                 notices: Optional[list[str]] = None) -> tuple[list[str], np.ndarray]:
     """(names, inputs as the model's normalisation takes them) from an image, a folder of images or an .npz;
@@ -94,14 +111,23 @@ def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | P
     model = load_model(model_dir)
     contract = InputContract.from_record(model.members[0].record, model.members[0].checkpoint)
     notices: list[str] = []
-    names, unit = read_inputs(input_path, contract, resize, notices)
-    probs = model.predict(unit)
-    classes = model.class_names
-    rows = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
-             "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
+    classes, rows = model.class_names, []
+
+    def predicted():  # a chunk of inputs at a time: read, predicted, written, before the next is read
+        for names, unit in input_chunks(input_path, contract, resize, notices):
+            probs = model.predict(unit)
+            chunk = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
+                      "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
+            rows.extend(chunk)
+            yield chunk
+
+    if out is not None:
+        write_prediction_chunks(Path(out), predicted(), classes)
+    else:
+        for _ in predicted():
+            pass
     result = {"model": str(model_dir), "members": len(model.active()), "class_names": classes,
               "input_contract": contract.as_dict(), "notices": summarise_notices(notices), "predictions": rows}
     if out is not None:
-        write_predictions_csv(Path(out), rows, classes)
         result["out"] = str(out)
     return result

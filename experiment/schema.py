@@ -18,6 +18,27 @@ MAX_IMAGE_SIDE = 4096  # pixels per side: a 15000×15000 image set fills memory 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
+BYTE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20,
+              "GIB": 2**30, "TIB": 2**40}
+BUDGET_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*$", re.IGNORECASE)
+
+
+def budget_bytes(value, ram_bytes: int) -> int:
+    """data.memory_budget in bytes: a fraction of `ram_bytes` (0 < f <= 1), a byte count, or '512MB' / '2GiB'."""
+    if isinstance(value, bool):
+        raise ValueError(f"memory_budget must be a fraction of RAM (0-1], a byte count or a size such as '2GB', but "
+                         f"got {value!r}")
+    if isinstance(value, (int, float)) and 0 < value <= 1:
+        return int(value * ram_bytes)
+    if isinstance(value, (int, float)) and value > 1 and float(value).is_integer():
+        return int(value)
+    match = BUDGET_PATTERN.match(value) if isinstance(value, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"memory_budget must be a fraction of RAM (0-1], a byte count or a size such as '2GB', but "
+                         f"got {value!r}")
+    return int(float(match.group(1)) * BYTE_UNITS[(match.group(2) or "").upper()])
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)  # built on first use: fast start-up
 
@@ -31,7 +52,8 @@ class DataSpec(Section):
     dataset: str = Field("digits", description="one of " + ", ".join(DATASETS.names()))
     root: str = Field("data", description="folder holding torchvision datasets in their on-disk formats")
     download: bool = Field(False, description="let torchvision download missing files (needs a network)")
-    path: Optional[str] = Field(None, description="image_folder: the folder of class folders; npz: the .npz file")
+    path: Optional[str] = Field(None, description="image_folder: the folder of class folders; npz: the .npz file, or a "
+                                                "folder of x_train.npy, y_train.npy (x_test.npy, y_test.npy)")
     image_size: Optional[Union[PositiveInt, tuple[PositiveInt, PositiveInt]]] = Field(
         None, description=f"image_folder: resize to this (h, w), at most {MAX_IMAGE_SIDE} pixels a side")
     grayscale: bool = Field(False, description="image_folder: convert images to one channel")
@@ -40,6 +62,13 @@ class DataSpec(Section):
     split_seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the validation/test split; keep it fixed to compare runs")
     normalize: bool = Field(True, description="standardise with mean/std of the training split")
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    cache: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="memory: decode every split into memory; stream: read samples from disk per batch "
+                            "(image_folder, npz); auto: memory when the decoded data fits memory_budget")
+    memory_budget: Union[float, int, str] = Field(
+        0.25, description="most decoded data bytes `auto` holds in memory: bytes (int or '2GB'), or a fraction "
+                          "of the machine's RAM (0-1)")
+    workers: Optional[int] = Field(None, ge=0, le=256, description="stream: decoding processes; None = from the cores")
 
     @field_validator("image_size")
     @classmethod
@@ -48,6 +77,12 @@ class DataSpec(Section):
         if any(side > MAX_IMAGE_SIDE for side in sides):
             raise ValueError(f"image_size is limited to {MAX_IMAGE_SIDE} pixels a side (MAX_IMAGE_SIDE), but got "
                              f"{value if isinstance(value, int) else list(value)}; choose a smaller size")
+        return value
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _budget(cls, value):
+        budget_bytes(value, 1)  # raises ValueError naming the accepted forms
         return value
 
     @field_validator("dataset")
@@ -115,7 +150,8 @@ class LogSpec(Section):
 
 class TrainSpec(Section):
     epochs: int = Field(10, ge=1, le=100_000)
-    batch_size: int = Field(64, ge=1, le=1_000_000)
+    batch_size: int = Field(64, ge=1, le=1_000_000, description="the global batch: under torchrun each of N "
+                            "processes takes 1/N of it, so a spec trains the same at any world size")
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
@@ -123,6 +159,8 @@ class TrainSpec(Section):
     metric: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="picks the best epoch")
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
     compile: bool = Field(False, description="torch.compile the model")
+    sync_batch_norm: bool = Field(False, description="under torchrun/--nproc on CUDA: batch norm over the global "
+                                  "batch (SyncBatchNorm) instead of each process's share of it")
     precise_bn: Union[Literal["auto", "off"], PositiveInt] = Field(
         "auto", description="before each validation, recompute batch-norm statistics over this many training "
         "images (auto: a quarter of them, 256-4096); off: Keras's moving averages alone")

@@ -67,13 +67,14 @@ def load_search(folder: Path, notes: list[str]) -> SearchData:
         for t in study.get_trials(deepcopy=False):
             if t.state in (state.RUNNING, state.WAITING):
                 continue
-            steps = t.intermediate_values
-            value = t.value if t.state == state.COMPLETE else (steps[max(steps)] if steps else None)
+            steps = t.intermediate_values or {int(e): v for e, v in t.user_attrs.get("curve") or []}  # several
+            value = (t.values[0] if t.values else None) if t.state == state.COMPLETE else \
+                (steps[max(steps)] if steps else None)  # several objectives: the first one
             trials.append(Trial(t.number, t.state.name, value, dict(t.params), dict(steps)))
             log_params |= {n for n, d in t.distributions.items()
                            if isinstance(d, (kinds.FloatDistribution, kinds.IntDistribution)) and d.log}
             categorical |= {n for n, d in t.distributions.items() if isinstance(d, kinds.CategoricalDistribution)}
-        return SearchData(metric, study.direction.name.lower(), trials, log_params, categorical, study)
+        return SearchData(metric, study.directions[0].name.lower(), trials, log_params, categorical, study)
     trials = [Trial(r["number"], r["state"], r.get("value"), r.get("params") or {}) for r in leaderboard
               if isinstance(r, dict) and "number" in r and "state" in r]
     return SearchData(metric, direction, sorted(trials, key=lambda t: t.number))
@@ -124,6 +125,9 @@ def search_report(folder: Path, out: Path) -> Report:
         parallel_coordinates(data, report, out)
         slices(data, report, out)
     trial_states(data, report, out)
+    if (folder / "pareto.json").is_file():
+        from report.figures_pareto import pareto_front
+        pareto_front(folder, report, out)
     names = data.params
     ranked = sorted(data.trials, key=lambda t: (t.state != "COMPLETE", _rank(t, data), t.number))
     report.tables.append(Table("Leaderboard", ["trial", "state", data.metric, *names],
@@ -170,7 +174,8 @@ def importances(data: SearchData, report: Report, out: Path) -> None:
                             f"search has {len(complete)}, so they are not shown.")
         return
     try:
-        values = optuna.importance.get_param_importances(data.study)
+        multi = len(data.study.directions) > 1  # several objectives: importances for the first
+        values = optuna.importance.get_param_importances(data.study, target=(lambda t: t.values[0]) if multi else None)
     except (ValueError, RuntimeError) as exc:
         report.notes.append(f"Parameter importances could not be computed ({str(exc).splitlines()[0][:160]}).")
         return

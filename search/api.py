@@ -20,13 +20,16 @@ from typing import Callable, Optional
 
 from core.errors import DlxError
 from core.lazy import lazy_module
+from search.devices import assign
 from search.folder import read_resolved_space, read_study_json, stored_storage, write_folder
 from search.objective import Objective
+from search.pareto import parse_pick, pick
 from search.records import best_metrics, search_records
 from search.results import write_results
 from search.samplers import grid_size
 from search.space import SearchSpace, load_space
-from search.study import counts, fail_dead_trials, full_disk, open_storage, open_study, owner_attrs, retrying
+from search.study import (counts, default_storage, fail_dead_trials, full_disk, open_storage, open_study, owner_attrs,
+                          retrying)
 from search.worker import Budget, run_trials, split_threads, worker_process
 from train.outdir import check, write_marker
 from train.rundir import ensure_writable, new_run_dir
@@ -47,11 +50,13 @@ class SearchRequest:
     resume: Optional[str | Path] = None      # continue this search folder instead of starting from a space
     storage: Optional[str] = None            # Optuna storage URL (default: the folder's study.db)
     name: Optional[str] = None               # study name
-    workers: int = DEFAULT_WORKERS           # trial processes on this machine
+    workers: int = DEFAULT_WORKERS           # trial processes on this machine (per device, with `devices`)
+    devices: Optional[list[str]] = None      # one worker per device and --workers (search.devices), or None
     trials: Optional[int] = None             # COMPLETE + PRUNED trials to reach
     timeout: Optional[float] = None          # seconds after which no new trial starts
     max_failures: Optional[int] = DEFAULT_MAX_FAILURES
     overrides: Optional[list[str]] = None    # --set on the base spec
+    pick: Optional[str] = None               # at the end: the most accurate Pareto-front trial meeting this
 
 
 @dataclass
@@ -60,6 +65,7 @@ class SearchResult:
     best: Optional[dict]     # best.json's content (None when no trial completed)
     stopped: str             # done | timeout | failures
     counts: dict
+    picked: Optional[dict] = None  # --pick's choice from pareto.json
 
 
 @dataclass
@@ -70,8 +76,9 @@ class OpenSearch:
     space: SearchSpace
     study: object
     url: str
-    storage: object          # the study's Optuna RDBStorage
+    storage: object          # the study's Optuna storage
     budget: Budget
+    devices: Optional[list[str]] = None  # --devices: each worker's device (search.devices)
 
 
 def run_search(space_path: Optional[str | Path | SearchRequest] = None, *, on_trial: Optional[Callable] = None,
@@ -83,10 +90,16 @@ def run_search(space_path: Optional[str | Path | SearchRequest] = None, *, on_tr
     if request.workers < 1:
         raise DlxError(f"--workers must be >= 1, but got {request.workers}.", key="--workers")
     try:
+        conditions = parse_pick(request.pick) if request.pick is not None else None
         search = open_search(request)
+        if conditions is not None and not search.space.multi:
+            raise DlxError("--pick chooses from a Pareto front, but this search has one objective; list several "
+                           "under `objectives:` in the space.", file=search.space.file, key="--pick")
         with search_records(search.search_dir, search.space, request.space_path) as tracker:
             stopped = _run(search, request.workers, on_trial)
             result = _finish(search, stopped, request.max_failures)
+            if conditions is not None and result.best is not None:
+                result.picked = pick(search.search_dir, request.pick)
             if tracker is not None:
                 tracker.log_metrics(best_metrics(result.best))
         return result
@@ -112,12 +125,12 @@ def open_search(request: SearchRequest) -> OpenSearch:
                        "ends.", file=space.file, key="trials")
     if space.sampler == "grid":
         trials = min(trials or grid_size(space), grid_size(space))
-    study = open_study(space, storage, study_name, seed_offset=0)
+    study = open_study(space, storage, study_name, seed_offset=0, shared=url != default_storage(search_dir))
     write_folder(search_dir, space, study_name, url)
     fail_dead_trials(study)
     first = len(study.get_trials(deepcopy=False))
     budget = Budget(trials, time.time() + timeout if timeout else None, request.max_failures, first)
-    return OpenSearch(search_dir, space, study, url, storage, budget)
+    return OpenSearch(search_dir, space, study, url, storage, budget, request.devices)
 
 
 def _run(search: OpenSearch, workers: int, on_trial: Optional[Callable]) -> str:
@@ -127,7 +140,7 @@ def _run(search: OpenSearch, workers: int, on_trial: Optional[Callable]) -> str:
     if hasattr(on_trial, "start"):
         on_trial.start(search.space.metric, search.space.direction, search.budget.trials, counts(study)["done"],
                        _best_value(study))
-    if workers == 1:
+    if workers == 1 and search.devices is None:
         return run_trials(study, Objective(search.space, search.search_dir, owner_attrs()), search.budget, report)
     return _run_workers(search, workers, report)
 
@@ -180,13 +193,15 @@ def _worker_processes(search: OpenSearch, workers: int) -> list:
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     if sys.platform == "linux":
         _warm_imports()
-    search.storage.engine.dispose()  # no database connection may cross a fork (SQLite's locks would break)
+    if hasattr(search.storage, "engine"):  # a database: no connection may cross a fork (SQLite's locks would break)
+        search.storage.engine.dispose()
     sys.stdout.flush()
     sys.stderr.flush()
+    devices = assign(search.devices, workers, search.space.nproc) if search.devices else [None] * workers
     processes = [context.Process(target=worker_process, name=f"dlx-search-worker-{index}",
-                                 args=(search.search_dir, search.url, index, split_threads(workers), search.budget,
-                                       logs / f"worker-{index}.log", os.getpid()))
-                 for index in range(1, workers + 1)]
+                                 args=(search.search_dir, search.url, index, split_threads(len(devices)),
+                                       search.budget, logs / f"worker-{index}.log", os.getpid(), device))
+                 for index, device in enumerate(devices, start=1)]
     return processes
 
 
@@ -239,6 +254,8 @@ def _last_failure(study) -> str:
 
 
 def _best_value(study) -> Optional[float]:
+    if len(study.directions) > 1:  # several objectives: no single best value
+        return None
     try:
         return study.best_value
     except ValueError:  # no trial completed yet

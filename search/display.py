@@ -17,13 +17,16 @@ MAX_ROWS = 20
 
 def describe(trial, metric: str) -> dict:
     state = trial.state.name
-    value = trial.value if state == "COMPLETE" else None
+    value = trial.values[0] if state == "COMPLETE" and trial.values else None
+    if value is None and trial.user_attrs.get("values"):  # several objectives: a pruned trial's last values
+        value = trial.user_attrs["values"][0]
     if value is None and trial.intermediate_values:
         value = trial.intermediate_values[max(trial.intermediate_values)]
     return {"number": trial.number, "state": state, "value": value,
             "params": ", ".join(f"{k.split('.')[-1]}={fmt(v, style='general', empty='None')}"
                                 for k, v in trial.params.items()),
-            "epochs": trial.user_attrs.get("epochs"), "reason": trial.user_attrs.get("fail_reason")}
+            "epochs": trial.user_attrs.get("epochs"), "reason": trial.user_attrs.get("fail_reason"),
+            "feasible": all(v <= 0 for v in trial.constraints.values())}
 
 
 class TrialDisplay:
@@ -47,8 +50,9 @@ class TrialDisplay:
         row = describe(trial, self.metric)
         if row["state"] in ("COMPLETE", "PRUNED"):
             self.done += 1
-        if row["state"] == "COMPLETE" and row["value"] is not None and math.isfinite(row["value"]):
-            if self.best is None or (row["value"] > self.best if self.direction == "maximize" else row["value"] < self.best):
+        value = row["value"]
+        if row["state"] == "COMPLETE" and row["feasible"] and value is not None and math.isfinite(value):
+            if self.best is None or (value > self.best if self.direction == "maximize" else value < self.best):
                 self.best = row["value"]
         row["best"] = self.best
         self.rows.append(row)

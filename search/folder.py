@@ -44,5 +44,6 @@ def open_search_dir(search_dir: Path, worker: int = 0, storage_url: Optional[str
     space = read_resolved_space(search_dir)
     stored = read_study_json(search_dir)
     url = storage_url or stored_storage(stored, search_dir)
-    study = open_study(space, open_storage(url), stored.get("name") or space.name, seed_offset=worker)
+    study = open_study(space, open_storage(url), stored.get("name") or space.name, seed_offset=worker,
+                       shared=url != default_storage(search_dir))
     return space, study, space.seed

@@ -3,6 +3,11 @@
 The validation metric is reported to the trial after every epoch so a pruner can stop it early. A
 trial that can't be built, diverges or raises is recorded with its reason (user attr `fail_reason`) and
 re-raised for Optuna to mark it failed; the search goes on.
+
+With several objectives (or constraints) the model's costs are measured before it trains, every objective's
+value is kept as a user attr (also the last values of a pruned trial), and the constraint values are stored for
+the sampler's `constraints_func`. Several objectives are pruned by dlx's own rules (search.curve_pruning), on
+the first objective's learning curve recorded in the trial's user attr `curve`.
 """
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from core.errors import DlxError
 from core.files import read_json
 from core.lazy import lazy_module
 from archs.check import validate_spec
+from search.costs import model_costs
+from search.curve_pruning import CURVE_ATTR, should_stop
+from search.objectives import set_constraints
 from search.records import search_origin
 from train.rundir import write_summary
 
@@ -34,7 +42,40 @@ class Objective:
                 sampled[param.path] = param.distribution.suggest(trial, param.path)
         return sampled
 
-    def __call__(self, trial) -> float:
+    @property
+    def measures(self) -> bool:
+        """Whether trials measure costs and record every objective: several objectives, or constraints."""
+        return self.space.multi or bool(self.space.constraints)
+
+    def _costs(self, spec) -> dict:
+        """params, mflops (and latency_ms when an objective or constraint names it), measured before training."""
+        if not self.measures:
+            return {}
+        wanted = {g.metric for g in self.space.goals} | {c.metric for c in self.space.constraints}
+        return model_costs(spec, latency="latency_ms" in wanted)
+
+    def _record(self, trial, metrics: dict) -> list[float]:
+        """Store the objectives' values and the constraint values; returns the objectives' values."""
+        values = [metrics.get(g.metric) for g in self.space.goals]
+        if self.measures:
+            trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if v is not None})
+            trial.set_user_attr("values", values)
+            set_constraints(trial, self.space.constraints, metrics)
+        return values
+
+    def _check_epoch(self, trial, epoch: int, value: float, curve: dict) -> bool:
+        """Report `value` and say whether to prune: Optuna's pruner for one objective, dlx's for several."""
+        if not self.space.multi:
+            trial.report(value, epoch)
+            return trial.should_prune()
+        curve[epoch] = value
+        trial.set_user_attr(CURVE_ATTR, sorted(curve.items()))
+        others = trial.study.get_trials(deepcopy=False)
+        return should_stop(self.space, others, trial.number, curve)
+
+    def __call__(self, trial) -> float | list[float]:
+        from experiment.load import spec_to_dict
+        from train.distributed import train_in_processes
         from train.loop import NonFiniteLoss
         from train.run import train
 
@@ -43,15 +84,15 @@ class Objective:
             trial.set_user_attr(key, value)
         started = time.perf_counter()
         metric = self.space.metric
-        epochs = [0]
+        epochs, curve, last, costs = [0], {}, {}, {}
 
         def on_epoch(epoch: int, row: dict) -> None:
             epochs[0] = epoch
             value = row[metric]
             if not math.isfinite(value):
                 raise NonFiniteLoss(f"{metric} became {value} at epoch {epoch}.", key="train")
-            trial.report(value, epoch)
-            if trial.should_prune():
+            last.update({k: row.get(k) for k in ("val_accuracy", "val_loss")})
+            if self._check_epoch(trial, epoch, value, curve):
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric} {value:.4f}).")
 
         def finish(reason: str | None = None, status: str | None = None) -> None:
@@ -64,10 +105,16 @@ class Objective:
 
         try:
             spec = validate_spec(self.space.apply(self.sample(trial)), file=f"trial {trial.number}")
-            result = train(spec, out=run_dir, quiet=True, on_epoch=on_epoch, test=False, spec_file=self.spec_file,
-                           mlflow_parent=self.mlflow_parent)
+            costs = self._costs(spec)
+            trained = time.perf_counter()
+            if self.space.nproc > 1:  # torchrun processes, on the devices this worker holds (search.devices)
+                summary = train_in_processes(spec_to_dict(spec), run_dir, self.space.nproc, on_epoch)
+            else:
+                summary = train(spec, out=run_dir, quiet=True, on_epoch=on_epoch, test=False,
+                                spec_file=self.spec_file, mlflow_parent=self.mlflow_parent).summary
         except optuna.TrialPruned as exc:
             finish(str(exc), "pruned")
+            self._record(trial, {**costs, **last, "train_seconds": time.perf_counter() - trained})
             raise
         except NonFiniteLoss as exc:
             finish(f"non-finite: {exc.message}", "failed")
@@ -78,7 +125,7 @@ class Objective:
         except Exception as exc:
             finish(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}", "failed")
             raise
-        summary = result.summary
+        seconds = time.perf_counter() - trained
         finish()
         value = summary.get(metric)
         if value is None or not math.isfinite(value):
@@ -87,7 +134,10 @@ class Objective:
         trial.set_user_attr("val_accuracy", summary.get("val_accuracy"))
         trial.set_user_attr("val_loss", summary.get("val_loss"))
         trial.set_user_attr("best_epoch", summary.get("best_epoch"))
-        return float(value)
+        metrics = {**costs, "val_accuracy": summary.get("val_accuracy"), "val_loss": summary.get("val_loss"),
+                   "train_seconds": round(seconds, 3)}
+        values = self._record(trial, metrics)
+        return [float(v) for v in values] if self.space.multi else float(value)
 
 
 def _mark_summary(run_dir: Path, status: str, reason: str | None) -> None:

@@ -1,5 +1,9 @@
 """End of a search: leaderboard.csv/json, best.json + best.yaml, the best trial scored once on test data,
-and checkpoints of trials outside the top `keep` deleted (their metrics stay)."""
+and checkpoints of trials outside the top `keep` deleted (their metrics stay).
+
+With several objectives the leaderboard has each objective's column and `pareto_rank`, pareto.json lists the
+front, and the best is the front member best in the first objective. With constraints, a trial that breaks one
+(`feasible` false) ranks after every feasible one and is never the best."""
 from __future__ import annotations
 
 import csv
@@ -12,6 +16,8 @@ from typing import Optional
 from core.files import atomic_write_json, atomic_write_text, read_json
 from core.lazy import lazy_module
 from experiment.yamlio import dump_yaml
+from search.objectives import feasible
+from search.pareto import rank_rows, write_front
 from train.rundir import write_summary
 
 optuna = lazy_module("optuna")
@@ -27,18 +33,45 @@ def leaderboard(study, space) -> list[dict]:
     for trial in study.get_trials(deepcopy=False):
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
             continue
-        value = trial.value if trial.state == TrialState.COMPLETE else _last_report(trial)
-        rows.append({"number": trial.number, "state": trial.state.name, "value": value,
-                     "metric": space.metric, "params": dict(trial.params),
-                     "epochs": trial.user_attrs.get("epochs"), "seconds": trial.user_attrs.get("seconds"),
-                     "run_dir": trial.user_attrs.get("run_dir"), "reason": trial.user_attrs.get("fail_reason")})
+        if space.multi:
+            values = trial.values if trial.state == TrialState.COMPLETE else trial.user_attrs.get("values")
+            value = values[0] if values else _last_report(trial)
+        else:
+            value = trial.value if trial.state == TrialState.COMPLETE else _last_report(trial)
+        row = {"number": trial.number, "state": trial.state.name, "value": value,
+               "metric": space.metric, "params": dict(trial.params),
+               "epochs": trial.user_attrs.get("epochs"), "seconds": trial.user_attrs.get("seconds"),
+               "run_dir": trial.user_attrs.get("run_dir"), "reason": trial.user_attrs.get("fail_reason")}
+        if measures(space):
+            row.update(_measured(trial, space, values if space.multi else [value]))
+        rows.append(row)
+    if space.multi:
+        rank_rows(rows, space.goals)
     order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
 
     def key(row):
         value = row["value"]
-        return (order.get(row["state"], 3), sign * value if value is not None and math.isfinite(value) else math.inf,
-                row["number"])
+        return (order.get(row["state"], 3), row.get("feasible") is False, row.get("pareto_rank") or 0,
+                sign * value if value is not None and math.isfinite(value) else math.inf, row["number"])
     return sorted(rows, key=key)
+
+
+def measures(space) -> bool:
+    """Whether trials record objective values, costs and feasibility (several objectives, or constraints)."""
+    return space.multi or bool(space.constraints)
+
+
+def _measured(trial, space, values) -> dict:
+    """A row's objective values (by metric), its measured metrics and whether it meets every constraint (None
+    for a trial that failed before its constraints were measured)."""
+    measured = len(trial.constraints) == len(space.constraints)
+    met = feasible(trial) if measured else None
+    return {"values": {g.metric: v for g, v in zip(space.goals, values or [])},
+            "metrics": trial.user_attrs.get("metrics") or {}, "feasible": met}
+
+
+def _cell(value):
+    return "" if value is None else value
 
 
 def _last_report(trial) -> Optional[float]:
@@ -49,12 +82,15 @@ def _last_report(trial) -> Optional[float]:
 def write_leaderboard(rows: list[dict], space, search_dir: Path) -> None:
     atomic_write_json(search_dir / "leaderboard.json", rows)
     names = [p.path for p in space.params]
+    extra = [g.metric for g in space.goals[1:]] + (["feasible"] if space.constraints else []) \
+        + (["pareto_rank"] if space.multi else [])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS[:3] + names + COLUMNS[3:])
+    writer.writerow(COLUMNS[:3] + extra + names + COLUMNS[3:])
     for row in rows:
-        writer.writerow([row["number"], row["state"], row["value"]] + [row["params"].get(n, "") for n in names]
-                        + [row[c] for c in COLUMNS[3:]])
+        found = {**(row.get("values") or {}), "feasible": row.get("feasible"), "pareto_rank": row.get("pareto_rank")}
+        writer.writerow([row["number"], row["state"], row["value"]] + [_cell(found.get(c)) for c in extra]
+                        + [row["params"].get(n, "") for n in names] + [row[c] for c in COLUMNS[3:]])
     atomic_write_text(search_dir / "leaderboard.csv", buffer.getvalue())
 
 
@@ -63,8 +99,10 @@ def write_results(study, space, search_dir: Path) -> Optional[dict]:
     search_dir = Path(search_dir)
     rows = leaderboard(study, space)
     write_leaderboard(rows, space, search_dir)
-    complete = [r for r in rows if r["state"] == "COMPLETE"]
-    prune_checkpoints(rows, complete[: space.keep] if space.keep else complete)
+    complete = [r for r in rows if r["state"] == "COMPLETE" and r.get("feasible") is not False]
+    front = write_front(rows, space, search_dir) if space.multi else []
+    fronts = [r for r in complete if r.get("pareto_rank") == 1]
+    prune_checkpoints(rows, (complete[: space.keep] if space.keep else complete) + fronts)
     if not complete:
         return None
     top = complete[0]
@@ -83,6 +121,11 @@ def write_results(study, space, search_dir: Path) -> Optional[dict]:
             "test": test, "epochs": top["epochs"], "best_epoch": trial.user_attrs.get("best_epoch"),
             "run_dir": top["run_dir"], "spec": str((search_dir / "best.yaml").resolve()),
             "trials": {s.lower(): sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}}
+    if measures(space):
+        best.update(values=top.get("values"), metrics=top.get("metrics"),
+                    infeasible=sum(r.get("feasible") is False for r in rows))
+    if space.multi:
+        best["pareto"] = {"size": len(front), "file": str((search_dir / "pareto.json").resolve())}
     atomic_write_json(search_dir / "best.json", best)
     return best
 

@@ -19,7 +19,8 @@ from core.errors import DlxError, did_you_mean
 from experiment.load import expand_shorthands, spec_to_dict, validation_error
 from experiment.schema import ModelSpec
 from search.distributions import Param, parse_distribution
-from search.samplers import check_pruner, check_sampler, grid_size
+from search.objectives import Constraint, Goal, parse_constraints, parse_objectives
+from search.samplers import check_multi, check_pruner, check_sampler, grid_size
 from experiment.overrides import apply_overrides, get_path, set_path
 from experiment.yamlio import line_of, load_yaml_mapping, read_text
 
@@ -49,7 +50,7 @@ class SpaceFile(BaseModel):
     name: Optional[str] = Field(None, description="study name (default: the space file's name)")
     metric: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="validation metric to optimise")
     direction: Optional[Literal["maximize", "minimize"]] = Field(None, description="default: from the metric")
-    sampler: str = Field("tpe", description="random | tpe | gp | cmaes | genetic | grid | qmc")
+    sampler: str = Field("tpe", description="random | tpe | gp | cmaes | genetic | nsga2 | nsga3 | grid | qmc")
     sampler_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the Optuna sampler")
     pruner: str = Field("none", description="none | median | hyperband | asha")
     pruner_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the Optuna pruner")
@@ -58,6 +59,10 @@ class SpaceFile(BaseModel):
     keep: Optional[int] = Field(10, ge=1, description="keep checkpoints of the best k trials; null = keep all")
     seed: int = Field(0, ge=0, description="sampler seed")
     params: dict[str, Any] = Field(min_length=1, description="key path → distribution")
+    objectives: Optional[list[Any]] = Field(None, description="[metric: max|min, ...]; several make a "
+                                                              "multi-objective search (replaces metric)")
+    constraints: list[str] = Field(default_factory=list, description='"metric <= bound" each trial must meet')
+    nproc: int = Field(1, ge=1, le=1024, description="processes (devices) each trial trains on, through torchrun")
 
     @field_validator("timeout")
     @classmethod
@@ -82,17 +87,40 @@ class SearchSpace:
     keep: Optional[int]
     seed: int
     params: list[Param] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)               # the objectives (one: metric and direction)
+    constraints: list[Constraint] = field(default_factory=list)
+    nproc: int = 1  # processes each trial trains on (torchrun); with --devices, devices each worker holds
+
+    def __post_init__(self):
+        self.goals = self.goals or [Goal(self.metric, self.direction)]
+
+    @property
+    def multi(self) -> bool:
+        """Several objectives: an Optuna multi-objective study, a Pareto front instead of one best."""
+        return len(self.goals) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        return [g.direction for g in self.goals]
 
     def fingerprint(self) -> dict:
         """What must not change when a study is resumed: comparing trials across it would be meaningless."""
-        return {"metric": self.metric, "direction": self.direction, "base": self.base,
-                "params": {p.path: p.to_dict() for p in self.params}}
+        found = {"metric": self.metric, "direction": self.direction, "base": self.base,
+                 "params": {p.path: p.to_dict() for p in self.params}}
+        if self.multi:
+            found["objectives"] = [g.to_dict() for g in self.goals]
+        if self.constraints:
+            found["constraints"] = [str(c) for c in self.constraints]
+        return found
 
     def to_yaml_dict(self) -> dict:
         return {"name": self.name, "metric": self.metric, "direction": self.direction, "sampler": self.sampler,
                 "sampler_args": self.sampler_args, "pruner": self.pruner, "pruner_args": self.pruner_args,
                 "trials": self.trials, "timeout": self.timeout, "keep": self.keep, "seed": self.seed,
-                "params": {p.path: p.to_dict() for p in self.params}, "base": self.base}
+                "params": {p.path: p.to_dict() for p in self.params}, "base": self.base,
+                **({"objectives": [g.to_dict() for g in self.goals]} if self.multi else {}),
+                **({"constraints": [str(c) for c in self.constraints]} if self.constraints else {}),
+                **({"nproc": self.nproc} if self.nproc > 1 else {})}
 
     def apply(self, params: dict) -> dict:
         """The base spec with sampled values set at their key paths."""
@@ -122,12 +150,28 @@ def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = N
     check_sampler(raw.sampler, raw.sampler_args, file=file)
     check_pruner(raw.pruner, raw.pruner_args, file=file)
     name = raw.name or (file.stem if file else "search")
-    space = SearchSpace(file, base, name, raw.metric, raw.direction or DIRECTIONS[raw.metric], raw.sampler.lower(),
+    goals = _goals(raw, file)
+    space = SearchSpace(file, base, name, goals[0].metric, goals[0].direction, raw.sampler.lower(),
                         raw.sampler_args, raw.pruner.lower(), raw.pruner_args, raw.trials, parse_duration(raw.timeout),
-                        raw.keep, raw.seed, params)
+                        raw.keep, raw.seed, params, goals, parse_constraints(raw.constraints, file), raw.nproc)
+    check_multi(space)
     if space.sampler == "grid":  # counted now, before anything is listed or trained
         grid_size(space)
     return space
+
+
+def _goals(raw: SpaceFile, file) -> list[Goal]:
+    """The objectives: `objectives:` if given (metric/direction may only repeat its first), else metric/direction."""
+    if raw.objectives is None:
+        return [Goal(raw.metric, raw.direction or DIRECTIONS[raw.metric])]
+    goals = parse_objectives(raw.objectives, file)
+    given = raw.model_fields_set
+    if ("metric" in given and raw.metric != goals[0].metric) or \
+            ("direction" in given and raw.direction not in (None, goals[0].direction)):
+        raise DlxError(f"`metric`/`direction` say {raw.metric} {raw.direction or ''} but the first objective is "
+                       f"{goals[0].metric} {goals[0].direction}; give `objectives:` alone.", file=file,
+                       key="objectives")
+    return goals
 
 
 def _load_base(base, file: Optional[Path], space_overrides: dict, cli_overrides: list[str]) -> dict:

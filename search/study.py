@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import warnings
+import zlib
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -75,8 +76,31 @@ def retrying(call: Callable, attempts: int = 8, what: str = "the study storage")
             time.sleep(min(5.0, 0.2 * 2 ** attempt))
 
 
+JOURNAL = "journal://"
+
+
+def open_journal(url: str):
+    """Optuna's JournalStorage on a file (`journal:///shared/path/search.journal`): an append-only log that
+    processes on several machines share through a common filesystem (NFS included: the lock is an O_EXCL file),
+    where no database server is at hand. Dead trials are found by dlx's owner records, as with SQLite."""
+    path = Path(url.removeprefix(JOURNAL))
+    if not url.startswith(JOURNAL + "/") or path.name in ("", ".", ".."):
+        raise DlxError(f"a journal storage is written journal:///absolute/path/search.journal (three slashes, then "
+                       f"an absolute path to the file), got {url!r}.", key="--storage")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+    except OSError as exc:
+        raise DlxError(f"can't create the journal file ({exc.strerror}).", file=path, key="--storage") from None
+    journal = optuna.storages.journal
+    return optuna.storages.JournalStorage(journal.JournalFileBackend(str(path), journal.JournalFileOpenLock(str(path))))
+
+
 def open_storage(url: str, heartbeat: bool = True):
-    """An Optuna RDBStorage for `url`; an unreachable or malformed URL is a DlxError that names it."""
+    """An Optuna RDBStorage for `url` (or a JournalStorage for journal:///path); an unreachable or malformed URL
+    is a DlxError that names it."""
+    if url.startswith(JOURNAL):
+        return open_journal(url)
     shown = redact(url)
     url = _with_driver(url)
     sqlite = url.startswith("sqlite")
@@ -179,16 +203,18 @@ def _first_line(exc) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def open_study(space, storage, name: str, seed_offset: int = 0):
+def open_study(space, storage, name: str, seed_offset: int = 0, shared: bool = False):
     """Create or join the study `name`, refusing a stored space that conflicts with `space`.
 
     The sampler's seed mixes in the worker index and the trials so far, so parallel workers and resumed
-    searches don't replay the same random draws."""
+    searches don't replay the same random draws. On a `shared` storage (--storage: other machines may join) it
+    mixes in the host and process too: jobs of an array start together, with the same worker index and no trials
+    yet, and would otherwise all sample the same first points."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: we record the reason
 
     def load():
         try:
-            return optuna.create_study(storage=storage, study_name=name, direction=space.direction,
+            return optuna.create_study(storage=storage, study_name=name, directions=space.directions,
                                        load_if_exists=True)
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
             pass
@@ -209,10 +235,14 @@ def open_study(space, storage, name: str, seed_offset: int = 0):
             raise DlxError(f"the search space conflicts with the one study '{name}' was started with: '{key}' was "
                            f"{json.dumps(old)} and is now {json.dumps(new)}. Restore it, or start a new search "
                            "(another --out or --name).", file=space.file, key=key)
-    if study.direction.name.lower() != space.direction:
-        raise DlxError(f"study '{name}' is set to {study.direction.name.lower()}, but the space asks to "
-                       f"{space.direction}.", file=space.file, key="direction")
+    stored_directions = [d.name.lower() for d in study.directions]
+    if stored_directions != space.directions:
+        raise DlxError(f"study '{name}' is set to {', '.join(stored_directions)}, but the space asks to "
+                       f"{', '.join(space.directions)}.", file=space.file,
+                       key="objectives" if space.multi else "direction")
     seed = space.seed + 7919 * seed_offset + len(retrying(lambda: study.get_trials(deepcopy=False)))
+    if shared:
+        seed = (seed + 104_729 * zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())) % 2**32
     study.sampler = make_sampler(space, seed)
     study.pruner = make_pruner(space)
     return study
@@ -242,12 +272,25 @@ def requeue_stale(study, trial) -> None:
     retrying(lambda: study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False))
 
 
+BEAT_ATTR = "heartbeat"  # time.time() of a trial's last sign of life, where the storage keeps no heartbeat itself
+
+
+def beats_itself(study) -> bool:
+    """Whether a trial must record its own heartbeat (BEAT_ATTR): Optuna's journal storage has none, so a trial of
+    a machine that died (a preempted node, a deleted pod) would otherwise stay RUNNING, and the search wait for it
+    forever. Reaches into `study._storage`, as `_fail_in_storage` does."""
+    return isinstance(getattr(study, "_storage", None), optuna.storages.JournalStorage)
+
+
 def _dead(trial, host: str) -> bool:
     attrs = trial.user_attrs
     if "pid" not in attrs:  # killed after Optuna created it, before the objective recorded its owner
         started = trial.datetime_start
         return started is not None and (datetime.datetime.now() - started).total_seconds() > ORPHAN_SECONDS
-    return attrs.get("host") == host and not pid_alive(int(attrs["pid"]))
+    if attrs.get("host") == host:
+        return not pid_alive(int(attrs["pid"]))
+    beat = attrs.get(BEAT_ATTR)
+    return isinstance(beat, (int, float)) and time.time() - beat > GRACE_SECONDS
 
 
 def fail_dead_trials(study) -> list[int]:

@@ -5,10 +5,12 @@ N workers (or N machines) together stop at the requested count; a trial that fai
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,9 +19,10 @@ from typing import Callable, Optional
 
 from core.errors import DlxError
 from core.lazy import lazy_module
+from search.devices import device_env
 from search.folder import open_search_dir
 from search.objective import Objective
-from search.study import counts, fail_dead_trials, full_disk, owner_attrs
+from search.study import BEAT_ATTR, HEARTBEAT_SECONDS, beats_itself, counts, fail_dead_trials, full_disk, owner_attrs
 
 optuna = lazy_module("optuna")
 torch = lazy_module("torch")
@@ -42,7 +45,8 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
 
     def guarded(trial):
         try:
-            return objective(trial)
+            with heartbeat(trial, beats_itself(study)):
+                return objective(trial)
         except Exception as exc:
             error = full_disk(exc)
             if error is not None:
@@ -68,23 +72,55 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
             raise full[0]
 
 
+@contextlib.contextmanager
+def heartbeat(trial, on: bool):
+    """While the block runs, record the trial's heartbeat every HEARTBEAT_SECONDS (for storages without their own:
+    search.study.beats_itself), so other machines can tell a live trial from one whose machine died."""
+    if not on:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                trial.set_user_attr(BEAT_ATTR, time.time())
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the trial itself reports real failures
+                pass
+            if stop.wait(HEARTBEAT_SECONDS):
+                return
+    thread = threading.Thread(target=beat, name="dlx-trial-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def split_threads(workers: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, workers))
 
 
 def worker_process(search_dir: Path, storage_url: str, index: int, threads: int, budget: Budget, log: Path,
-                   parent: int) -> None:
+                   parent: int, device: Optional[str] = None) -> None:
     """Body of one `--workers N` process. On Linux it is forked from `dlx search` after torch and the training
-    code are imported, so it starts in milliseconds instead of paying seconds of imports per worker."""
+    code are imported, so it starts in milliseconds instead of paying seconds of imports per worker.
+
+    With a `device` (--devices), only that GPU is visible to it (search.devices), and its trials record it."""
     _die_with_parent(parent)
+    owner = owner_attrs()
+    if device is not None:
+        os.environ.update(device_env(device))  # before CUDA starts: the fork inherited no CUDA context
+        owner.update(device=device, cuda_visible_devices=os.environ["CUDA_VISIBLE_DEVICES"])
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     torch.set_num_threads(threads)
     try:
         space, study, _ = open_search_dir(search_dir, worker=index, storage_url=storage_url)
-        run_trials(study, Objective(space, search_dir, owner_attrs()), budget)
+        run_trials(study, Objective(space, search_dir, owner), budget)
     except DlxError as exc:
         sys.stderr.write(f"error: {exc.render()}\n")
         sys.exit(2)

@@ -10,7 +10,7 @@ from archs.check import validate_spec
 from core.errors import DlxError
 from train.checkpoint import load_checkpoint
 from train.data import load_splits
-from train.data.tensors import TensorData
+from train.data.access import open_split
 from train.device import pick_device
 from train.inputs import InputContract, check_dataset
 from train.loop import predict_logits
@@ -46,7 +46,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     splits = load_splits(spec.data)
     contract = InputContract.from_record(checkpoint["data"])
     check_dataset(splits.x[split], contract, spec.data.path)
-    data = TensorData(splits, split, plan.device)
+    data = open_split(splits, split, plan.device)
     logits = predict_logits(model, data, plan)
     loss = torch.nn.functional.cross_entropy(logits, data.y).item()
     predicted = logits.argmax(1)

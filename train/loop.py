@@ -19,6 +19,7 @@ from train.bn_stats import recalibration_images, recompute_bn_stats
 from train.data.tensors import TensorData
 from train.device import DevicePlan
 from train.diagnose import epoch_warnings
+from train.distributed import SINGLE, World, all_sum, same_buffers
 from train.progress import Silent
 
 
@@ -62,6 +63,7 @@ class TrainingSession:
     augment: Optional[Callable]
     classes: int  # for the class-balance warnings of train.diagnose
     progress: Silent = field(default_factory=Silent)  # what a person sees (train.progress)
+    world: World = SINGLE  # the processes of a torchrun run (train.distributed); rank 0 writes
 
     @property
     def bn_images(self) -> int:
@@ -100,8 +102,17 @@ def better(metric: str, row: dict, best_row: Optional[dict], min_delta: float = 
 
 
 def train_epoch(session: TrainingSession, epoch: int) -> EpochStats:
-    """One pass over the training data, one optimiser and schedule step per batch."""
+    """One pass over the training data, one optimiser and schedule step per batch.
+
+    Under torchrun every rank takes its share of the same global batches (train.data.order), so a spec means
+    the same at any world size, and reads only the samples it trains on. Each rank then draws its augmentation
+    from a generator seeded by (seed, epoch, rank) at the start of every epoch, so a resumed group goes on exactly
+    as an uninterrupted one would."""
     runner, data, settings, plan = session.runner, session.data_train, session.spec.train, session.plan
+    world = session.world
+    shard = (world.rank, world.size) if world.distributed else None
+    if world.distributed:
+        session.generator.manual_seed(hash((session.spec.seed, epoch, world.rank)) % 2**63)
     runner.train()
     batches = max(1, math.ceil(len(data) / settings.batch_size))
     device = data.y.device
@@ -114,7 +125,8 @@ def train_epoch(session: TrainingSession, epoch: int) -> EpochStats:
         done = max(1, seen)
         return float(losses.sum()) / done, float(correct) / done
 
-    for index, (x, y) in enumerate(data.batches(settings.batch_size, session.generator, session.augment)):
+    for index, (x, y) in enumerate(data.batches(settings.batch_size, session.generator, session.augment, epoch=epoch,
+                                                shard=shard)):
         with plan.autocast():
             logits = runner(plan.inputs(x))
             loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
@@ -128,6 +140,9 @@ def train_epoch(session: TrainingSession, epoch: int) -> EpochStats:
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
         session.progress.batch(index, seen, running)
+    totals = all_sum(world, torch.cat([losses.double(), torch.stack([correct.double(), torch.tensor(
+        float(seen), dtype=torch.float64, device=device)])]))
+    losses, correct, seen = totals[:batches], totals[batches], int(totals[batches + 1])
     _check_finite(losses, epoch, batches)
     seconds = time.perf_counter() - start
     return EpochStats(float(losses.sum()) / max(1, seen), float(correct) / max(1, seen), seen, seconds)
@@ -154,14 +169,31 @@ def predict_logits(model, data, plan, batch_size: int = 1024) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model, data, plan, batch_size: int = 1024) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) over a whole split."""
+def evaluate(model, data, plan, batch_size: int = 1024, world: World = SINGLE) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over a whole split; under torchrun each rank scores its own share and the
+    sums are combined, so every image counts exactly once."""
+    if world.distributed:
+        return _evaluate_shared(model, data, plan, batch_size, world)
     logits = predict_logits(model, data, plan, batch_size)
     if len(data) == 0:
         return float("nan"), float("nan")
     loss = F.cross_entropy(logits, data.y).item()
     accuracy = (logits.argmax(1) == data.y).float().mean().item()
     return loss, accuracy
+
+
+def _evaluate_shared(model, data, plan, batch_size: int, world: World) -> tuple[float, float]:
+    model.eval()
+    share = world.shard(len(data))
+    totals = torch.zeros(3, dtype=torch.float64)
+    for start in range(share.start, share.stop, batch_size):
+        x, y = data.take(torch.arange(start, min(start + batch_size, share.stop), device=data.y.device))
+        with plan.autocast():
+            logits = model(plan.inputs(x)).float()
+        totals += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(),
+                                (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
+    loss, correct, count = all_sum(world, totals.to(data.y.device)).tolist()
+    return (loss / count, correct / count) if count else (float("nan"), float("nan"))
 
 
 def fit(session: TrainingSession, state: TrainState, save: Callable[[TrainState, bool], None],
@@ -205,8 +237,12 @@ def run_epoch(session: TrainingSession, epoch: int) -> dict:
     bn_start = time.perf_counter()
     recompute_bn_stats(session.model, session.data_train, session.bn_images, settings.batch_size, session.plan,
                        session.spec.seed)
+    same_buffers(session.world, session.model)
     bn_seconds = time.perf_counter() - bn_start
-    val_loss, val_accuracy = evaluate(session.runner, session.data_val, session.plan)
+    if session.world.distributed:  # the plain model: DDP's forward would sync buffers, shares differ in size
+        val_loss, val_accuracy = evaluate(session.model, session.data_val, session.plan, world=session.world)
+    else:
+        val_loss, val_accuracy = evaluate(session.runner, session.data_val, session.plan)
     return {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy, "val_loss": val_loss,
             "val_accuracy": val_accuracy, "lr": lr, "seconds": stats.seconds,
             "images_per_second": stats.images / max(stats.seconds, 1e-9), "bn_seconds": bn_seconds}

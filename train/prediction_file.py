@@ -5,19 +5,33 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Iterable
 
 from core.errors import DlxError
-from core.files import atomic_write_text
+from core.files import atomic_write
 
 
 def write_predictions_csv(path: Path, rows: list[dict], classes: list[str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["input", "predicted", "class", *(f"p_{c}" for c in classes)])
-    for row in rows:
-        writer.writerow([row["input"], row["predicted"], row["class"], *(f"{v:.6g}" for v in row["probabilities"])])
+    write_prediction_chunks(path, [rows], classes)
+
+
+def write_prediction_chunks(path: Path, chunks: Iterable[list[dict]], classes: list[str]) -> None:
+    """Write the rows of each chunk as it comes (a folder of 100,000 images is predicted a chunk at a time),
+    into a temporary file that replaces `path` only once every row is written."""
+    def write(handle) -> None:
+        handle.write(_csv_lines([["input", "predicted", "class", *(f"p_{c}" for c in classes)]]))
+        for rows in chunks:
+            handle.write(_csv_lines([[row["input"], row["predicted"], row["class"],
+                                      *(f"{v:.6g}" for v in row["probabilities"])] for row in rows]))
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, buffer.getvalue())
+        atomic_write(path, write)
     except OSError as exc:
         raise DlxError(f"can't write the predictions ({exc.strerror}).", file=path) from None
+
+
+def _csv_lines(rows: list[list]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")

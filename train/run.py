@@ -22,9 +22,11 @@ from experiment.overrides import key_paths
 from experiment.schema import ExperimentSpec
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.data import Splits, check_split_compatible, load_splits
-from train.data.tensors import TensorData, make_augment
+from train.data.access import open_split
+from train.data.tensors import make_augment
 from train.device import DevicePlan, pick_device
 from train.diagnose import split_warnings
+from train.distributed import SINGLE, World, join, leave, restarted_run, share, world_from_env, wrap
 from train.inputs import input_record
 from train.loop import TrainingSession, TrainState, evaluate, fit
 from train.memory import check_activation_memory
@@ -56,6 +58,7 @@ RESUME_KEYS = ("model", "optimizer", "scheduler", "rng", "train_state", "spec")
 class RunResult:
     run_dir: Path
     summary: dict
+    main: bool = True  # False on the ranks of a torchrun run other than 0: they neither write nor report
 
 
 @dataclass
@@ -76,7 +79,7 @@ def data_record(splits) -> dict:
     what the raw training inputs looked like, which `dlx predict` and `dlx evaluate` hold new input to."""
     return {"mean": splits.mean.tolist(), "std": splits.std.tolist(), "scale": splits.scale,
             "class_names": list(splits.class_names), "input_shape": list(splits.input_shape),
-            "input": input_record(splits.x["train"])}
+            "input": input_record(splits.x["train"]), "cache": splits.cache.mode if splits.cache else "memory"}
 
 
 class RunWriter:
@@ -84,6 +87,7 @@ class RunWriter:
 
     def __init__(self, folder: RunFolder, session: TrainingSession, record: dict, wall_before: float = 0.0):
         self.folder, self.session, self.record = folder, session, record
+        self.writes = session.world.main  # under torchrun, rank 0 alone writes the run folder
         self.spec_dict = spec_to_dict(session.spec)
         self.trainable = count_params(session.model)[0]
         self.wall_before, self.wall_start = wall_before, time.perf_counter()
@@ -94,6 +98,8 @@ class RunWriter:
     def save(self, state: TrainState, improved: bool) -> None:
         """Persist an epoch: best.pt when it improved, last.pt (resumable), metrics and a running summary."""
         session = self.session
+        if not self.writes:
+            return
         weights = {k: v.detach().to("cpu") for k, v in session.model.state_dict().items()}
         common = {"model": weights, "spec": self.spec_dict, "data": self.record, "epoch": state.epoch,
                   "metrics": state.history[-1]}
@@ -121,8 +127,12 @@ class RunWriter:
             "images_per_second": images / train_seconds if train_seconds else None,
             "device": str(self.session.plan.device), "torch_version": torch.__version__,
             "pid": os.getpid(), "host": socket.gethostname(),  # lets `dlx runs` spot dead runs
-            "warnings": list(state.warnings), **(extra or {})}
-        self.folder.write_summary(summary)
+            "data_cache": self.record.get("cache"),  # memory or stream (data.cache; why: split.json)
+            "warnings": list(state.warnings), "world_size": self.session.world.size, **(extra or {})}
+        if self.session.world.distributed:  # lets a group restarted by torchrun find its run folder again
+            summary["torchrun_run_id"] = self.session.world.run_id
+        if self.writes:
+            self.folder.write_summary(summary)
         return summary
 
 
@@ -139,19 +149,35 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     `spec_file` (where the spec came from) names the git working tree recorded in provenance.json;
     `mlflow_parent` nests the run's MLflow run (train.log.mlflow) under that run (a search's).
 
-    The run folder is locked until training ends (train.outdir): a second writer is refused at once."""
+    The run folder is locked until training ends (train.outdir): a second writer is refused at once.
+
+    Launched by torchrun (several processes), every rank trains its share and rank 0 alone writes the folder,
+    records and logs (train.distributed)."""
+    world = world_from_env()
+    cuda = join(world, spec.device.type if spec is not None else "auto")
+    try:
+        return _train(world, cuda, spec, out, resume, quiet, on_epoch, test, epochs, spec_file, mlflow_parent)
+    finally:
+        leave(world)
+
+
+def _train(world: World, cuda, spec, out, resume, quiet, on_epoch, test, epochs, spec_file, mlflow_parent) -> RunResult:
     with ExitStack() as lock:
-        opened = _open(spec, out, resume, epochs, lock)
-        record, tracker = _records(lock, opened, spec_file, mlflow_parent)
-        tensorboard = epoch_logger(opened.folder.path, then=on_epoch) if opened.spec.train.log.tensorboard else None
+        opened = _open_shared(world, spec, out, resume, epochs, lock)
+        record, tracker = _records(lock, opened, spec_file, mlflow_parent) if world.main else ({}, None)
+        on_epoch = on_epoch if world.main else None
+        tensorboard = epoch_logger(opened.folder.path, then=on_epoch) \
+            if opened.spec.train.log.tensorboard and world.main else None
         logger = tracker.epoch_logger(then=tensorboard or on_epoch) if tracker else tensorboard or on_epoch
         try:
             plan = pick_device(opened.spec.device)
+            if cuda is not None:
+                plan.device = cuda
             splits = _load_data(opened)
             record.update(device=str(plan.device), data_fingerprint=splits.split_record.get("fingerprint"))
-            session = build_session(opened.spec, splits, plan)
+            session = build_session(opened.spec, splits, plan, world)
             state, writer = _start(opened, session, splits, extended=epochs is not None)
-            session.progress = make_progress(quiet)  # a live bar starts drawing at once: only now
+            session.progress = make_progress(quiet or not world.main)  # a live bar starts drawing at once: only now
             _announce(session, state, writer, splits, fresh=opened.checkpoint is None)
             summary = _fit(session, state, writer, splits, logger, test)
         finally:
@@ -160,7 +186,7 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
         if tracker is not None:
             tracker.log_metrics(summary_metrics(summary))
             record.update(mlflow=tracker.info())
-        return RunResult(opened.folder.path, summary)
+        return RunResult(opened.folder.path, summary, world.main)
 
 
 def _records(stack: ExitStack, opened: Opened, spec_file, mlflow_parent: Optional[str]):
@@ -175,6 +201,39 @@ def _records(stack: ExitStack, opened: Opened, spec_file, mlflow_parent: Optiona
     if tracker is not None:
         record.update(mlflow=tracker.info())
     return record, tracker
+
+
+def _open_shared(world: World, spec: Optional[ExperimentSpec], out, resume, epochs: Optional[int],
+                 lock: ExitStack) -> Opened:
+    """`_open` on rank 0, which tells the other ranks the folder, the spec and the checkpoint to start from (so they
+    need no shared filesystem). A group that torchrun restarted continues its run folder from last.pt."""
+    if not world.distributed:
+        return _open(spec, out, resume, epochs, lock)
+    if not world.main:
+        told = share(world, None)
+        if "exit" in told:
+            raise SystemExit(told["exit"])  # rank 0 reports why
+        return Opened(RunFolder(Path(told["path"])), validate_spec(told["spec"]), told["checkpoint"])
+    try:
+        if resume is None and world.restarts:
+            resume, out = _after_restart(world, spec, out)
+        opened = _open(spec, out, resume, epochs, lock)
+    except RunAlreadyFinished:
+        share(world, {"exit": 0})
+        raise
+    except BaseException:
+        share(world, {"exit": 2})
+        raise
+    share(world, {"path": str(opened.folder.path), "spec": spec_to_dict(opened.spec), "checkpoint": opened.checkpoint})
+    return opened
+
+
+def _after_restart(world: World, spec: ExperimentSpec, out) -> tuple[Optional[Path], Optional[Path]]:
+    """(resume, out) for a group torchrun restarted: the folder it was writing, continued from last.pt if it has one."""
+    folder = Path(out) if out is not None else restarted_run(world, Path(spec.output.dir))
+    if folder is None:
+        return None, out
+    return (folder, None) if RunFolder(folder).last.exists() else (None, folder)
 
 
 def _open(spec: ExperimentSpec, out, resume, epochs: Optional[int], lock: ExitStack) -> Opened:
@@ -214,20 +273,22 @@ def _load_data(opened: Opened) -> Splits:
     return splits
 
 
-def build_session(spec: ExperimentSpec, splits: Splits, plan: DevicePlan) -> TrainingSession:
-    """Model, optimiser, schedule and data of a fresh run, seeded by `spec.seed`."""
+def build_session(spec: ExperimentSpec, splits: Splits, plan: DevicePlan, world: World = SINGLE) -> TrainingSession:
+    """Model, optimiser, schedule and data of a fresh run, seeded by `spec.seed` (the same on every rank)."""
     torch.manual_seed(spec.seed)
     model = build_for(spec, splits)
     check_activation_memory(model, spec.train.batch_size, plan.device, len(splits.y["train"]))
     model = plan.place(model)
-    runner = torch.compile(model) if spec.train.compile else model
-    data_train = TensorData(splits, "train", plan.device)
+    runner = wrap(model, world, spec.train.sync_batch_norm)
+    model = getattr(runner, "module", model)  # SyncBatchNorm replaces the model's batch norms
+    runner = torch.compile(runner) if spec.train.compile else runner
+    data_train = open_split(splits, "train", plan.device, spec.seed)
     steps = max(1, -(-len(data_train) // spec.train.batch_size))
     optimizer = make_optimizer(model, spec.train.optimizer)
     scheduler = make_scheduler(optimizer, spec.train.scheduler, spec.train.optimizer.lr, steps, spec.train.epochs)
     return TrainingSession(spec, model, runner, optimizer, scheduler, torch.Generator().manual_seed(spec.seed), plan,
-                           data_train, TensorData(splits, "val", plan.device), make_augment(spec.data.augment),
-                           splits.classes)
+                           data_train, open_split(splits, "val", plan.device), make_augment(spec.data.augment),
+                           splits.classes, world=world)
 
 
 def _start(opened: Opened, session: TrainingSession, splits: Splits, extended: bool) -> tuple[TrainState, RunWriter]:
@@ -235,13 +296,13 @@ def _start(opened: Opened, session: TrainingSession, splits: Splits, extended: b
     folder, spec_dict, state = opened.folder, spec_to_dict(opened.spec), TrainState()
     if opened.checkpoint is not None:
         state = _restore(opened.checkpoint, folder.path, session, extended=extended)
-        if extended:  # the run's spec now plans the new total
+        if extended and session.world.main:  # the run's spec now plans the new total
             folder.write_config(spec_dict)
-    else:
+    elif session.world.main:
         folder.checkpoints.mkdir(exist_ok=True)
         folder.write_config(spec_dict)
         folder.write_split(splits.split_record)
-    wall_before = folder.read_summary().get("wall_seconds") or 0.0 if opened.checkpoint else 0.0
+    wall_before = folder.read_summary().get("wall_seconds") or 0.0 if opened.checkpoint and session.world.main else 0.0
     return state, RunWriter(folder, session, data_record(splits), wall_before)
 
 
@@ -249,6 +310,8 @@ def _announce(session: TrainingSession, state: TrainState, writer: RunWriter, sp
     """Say where the run is (at the start too, so it can be watched or found after a crash), warn about the
     split of a fresh run, and write the first summary."""
     session.progress.note(f"run folder: {writer.folder.path}")
+    if splits.cache is not None and splits.cache.mode == "stream":  # memory, as always: in summary.json only
+        session.progress.note(f"data: {splits.cache.reason}")
     if fresh:
         state.warnings = split_warnings(splits.y, splits.class_names)
         for raised in state.warnings:
@@ -263,10 +326,12 @@ def _fit(session: TrainingSession, state: TrainState, writer: RunWriter, splits:
     try:
         state = fit(session, state, writer.save, on_epoch)
         session.progress.close()
-        if test and state.best_epoch and writer.folder.best.exists():
-            plan = session.plan
-            session.model.load_state_dict(load_checkpoint(writer.folder.best, plan.device)["model"])
-            test_loss, test_accuracy = evaluate(session.model, TensorData(splits, "test", plan.device), plan)
+        if test and state.best_epoch and share(session.world, writer.folder.best.exists()):
+            plan, world = session.plan, session.world
+            best = load_checkpoint(writer.folder.best, plan.device)["model"] if world.main else None
+            session.model.load_state_dict(share(world, best))
+            test_loss, test_accuracy = evaluate(session.model, open_split(splits, "test", plan.device), plan,
+                                                world=world)
     except KeyboardInterrupt:
         session.progress.close()
         writer.summary(state, "interrupted")

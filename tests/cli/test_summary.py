@@ -60,7 +60,7 @@ def test_param_column_counts_all_parameters_so_rows_add_up(write_yaml):
     summary = json.loads(run_dlx("summary", spec, "--input-shape", "8,8,1", "--classes", "10", "--json",
                                  check=0).stdout)
     assert sum(row["params"] for row in summary["layers"]) == summary["total_params"] == total
-    assert summary["non_trainable_params"] == 32 and f"Non-trainable params: 32\n" in table
+    assert summary["non_trainable_params"] == 32 and "Non-trainable params: 32\n" in table
     assert f"Trainable params: {total - 32:,}\n" in table
 
 
@@ -105,3 +105,46 @@ def test_input_shape_and_classes_replace_the_dataset(write_yaml):
 def test_bad_input_shape_or_classes_is_one_paragraph(write_yaml, args, fragment):
     spec = write_yaml(RESNET_BLOCK % "true")
     assert_user_error(run_dlx("summary", spec, *args), fragment)
+
+
+INCEPTION = """\
+data: {dataset: image_folder, path: no-such-folder}
+model:
+  layers:
+    - Conv2D: {filters: 8, kernel_size: 3, padding: same, name: stem_convolution}
+    - Conv2D: {filters: 4, kernel_size: 1, name: tower_one_by_one}
+    - Conv2D: {filters: 4, kernel_size: 3, padding: same, name: tower_three_by_three, inputs: stem_convolution}
+    - MaxPooling2D: {pool_size: 3, strides: 1, padding: same, name: tower_pool, inputs: stem_convolution}
+    - Concatenate: {inputs: [tower_one_by_one, tower_three_by_three, tower_pool], name: mixed}
+    - GlobalAveragePooling2D
+    - Dense: {units: classes}
+"""
+
+
+def test_graph_summary_has_a_connected_to_column_that_fits_80_columns(write_yaml):
+    spec = write_yaml(INCEPTION)
+    table = run_dlx("summary", spec, *SHAPE, env={"COLUMNS": "80"}, check=0).stdout
+    assert max(len(line) for line in table.splitlines()) <= 80
+    header = next(line for line in table.splitlines() if "Layer (type)" in line)
+    assert "Connected to" in header and "Output Shape" in header and "Param #" in header
+    rows = table_rows(table)
+    assert rows[0][3] == "input" and "(32, 32, 8)" in rows[0][1]  # shapes are never broken
+    connected = " ".join(cells[3] for cells in rows)
+    assert all(name in connected for name in ("tower_one_by_one,", "tower_three_by_three,", "tower_pool"))
+    summary = json.loads(run_dlx("summary", spec, *SHAPE, "--json", check=0).stdout)
+    inputs = {row["name"]: row["inputs"] for row in summary["layers"]}
+    assert summary["graph"] is True and inputs["stem_convolution"] == ["input"]
+    assert inputs["mixed"] == ["tower_one_by_one", "tower_three_by_three", "tower_pool"]
+    assert inputs["tower_pool"] == ["stem_convolution"] and inputs["dense"] == ["global_average_pooling2d"]
+    assert next(r for r in summary["layers"] if r["name"] == "mixed")["output_shape"] == [32, 32, 16]
+
+
+def test_chain_summary_keeps_three_columns_and_json_still_has_inputs(write_yaml):
+    spec = write_yaml(RESNET_BLOCK % "false")
+    table = run_dlx("summary", spec, *SHAPE, check=0).stdout
+    assert "Connected to" not in table
+    summary = json.loads(run_dlx("summary", spec, *SHAPE, "--json", check=0).stdout)
+    inputs = {row["name"]: row["inputs"] for row in summary["layers"]}
+    assert summary["graph"] is False and inputs["conv2d"] == ["input"]
+    assert inputs["add"] == ["batch_normalization_2", "batch_normalization_3"]  # the body and the shortcut's BN
+    assert inputs["conv2d_1"] == ["activation"] and inputs["conv2d_3"] == ["activation"]  # both read the block input

@@ -72,7 +72,7 @@ def test_native_0_16_floats_are_refused_and_correctly_scaled_inputs_agree(runs, 
     byte, byte_notices = predict(runs["gray"], tmp_path / "byte.npz")
     unit, unit_notices = predict(runs["gray"], tmp_path / "unit.npz")
     divided, _ = predict(runs["gray"], tmp_path / "divided.npz")
-    assert byte_notices == [f"notice: uint8 0–255 input scaled to 0–1 (÷ 255): the model was trained on float32 0–1."]
+    assert byte_notices == ["notice: uint8 0–255 input scaled to 0–1 (÷ 255): the model was trained on float32 0–1."]
     assert unit_notices == [] and unit["notices"] == [] and byte["notices"] == [byte_notices[0][len("notice: "):]]
     np.testing.assert_allclose(probabilities(byte), probabilities(unit), atol=1e-6)
     predicted = probabilities(byte).argmax(1)

@@ -18,6 +18,17 @@ model:
     - GlobalAveragePooling2D
     - Dense: {units: classes}
 """
+
+# a small CNN with batch norm: streamed and in-memory runs must agree on it to the bit
+BN_CNN = """
+model:
+  layers:
+    - Conv2D: {filters: 4, kernel_size: 3, padding: same, activation: relu}
+    - BatchNormalization
+    - GlobalAveragePooling2D
+    - Dense: {units: classes}
+"""
+
 TINY_DENSE = """
 model:
   layers:

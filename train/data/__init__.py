@@ -1,4 +1,4 @@
-"""Datasets as in-memory tensors, split into train / validation / test.
+"""Datasets split into train / validation / test, decoded into memory or left on disk (data.cache).
 
 The test set is never used for training, early stopping or selection. Normalisation statistics
 come from the training split only.
@@ -12,7 +12,10 @@ import numpy as np
 
 from core.errors import DlxError
 from experiment.datasets import DATASETS
+from train.data.cache import CacheChoice, choose_cache
+from train.data.lazy import is_lazy
 from train.data.split import fingerprint, stratified_split
+from train.data.stats import CHUNK, Stats, array_chunks, channel_stats
 
 __all__ = ["DatasetInfo", "Splits", "check_split_compatible", "dataset_info", "load_splits"]
 
@@ -25,15 +28,17 @@ class DatasetInfo:
 
 @dataclass
 class Splits:
-    """Raw arrays of each split (numpy), the class names and the normalisation to apply per batch."""
+    """Raw samples of each split, the class names and the normalisation to apply per batch."""
 
-    x: dict  # split name → numpy array (N, C, H, W) or (N, F)
+    x: dict  # split name → numpy array (N, C, H, W) or (N, F), or a train.data.lazy.LazyArray when streamed
     y: dict
     class_names: list[str]
     scale: float
     mean: np.ndarray
     std: np.ndarray
     split_record: dict = field(default_factory=dict)
+    cache: Optional[CacheChoice] = None  # memory or stream, and why
+    workers: Optional[int] = None  # data.workers: decoding processes when streamed
 
     @property
     def input_shape(self) -> tuple:
@@ -53,12 +58,20 @@ def dataset_info(data) -> DatasetInfo:
     return DatasetInfo(splits.input_shape, splits.classes)
 
 
-def _channel_stats(x: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    axes = (0,) + tuple(range(2, x.ndim)) if x.ndim > 2 else (0,)
-    values = x.astype(np.float64) * scale
-    with np.errstate(invalid="ignore", over="ignore"):  # inf in the data: NaN statistics, reported as a NaN loss
-        mean, std = values.mean(axis=axes), values.std(axis=axes)
-    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+def _training_stats(x, scale: float, workers: Optional[int]) -> Optional[Stats]:
+    """One pass over the training samples, in CHUNK-sized chunks whether in memory or streamed."""
+    if is_lazy(x):
+        from train.data.loader import raw_chunks  # torch's DataLoader: only when streaming
+        return channel_stats(raw_chunks(x, CHUNK, workers), scale)
+    return channel_stats(array_chunks(x), scale)
+
+
+def _fingerprint(x, y: np.ndarray) -> str:
+    """Image files: names, sizes, mtimes and sampled bytes (train.data.lazy); arrays: the first 512 samples."""
+    content = x.content_fingerprint() if is_lazy(x) else None
+    if content is not None:
+        return fingerprint(np.frombuffer(content.encode(), np.uint8), y)
+    return fingerprint(np.asarray(x[: min(len(x), 512)]), y)
 
 
 _CACHE: dict[str, Splits] = {}
@@ -83,6 +96,7 @@ def _load_splits(data) -> Splits:
             raise DlxError(f"{data.dataset} {name} labels range over {labels.min()}..{labels.max()}, but the dataset "
                            f"has {classes} classes, so labels must lie in 0..{classes - 1}.", key="data")
     record = {"dataset": data.dataset, "val_split": data.val_split, "split_seed": data.split_seed}
+    choice = choose_cache(data, [raw.x_train, raw.x_val, raw.x_test])
     x_pool, y_pool = raw.x_train, raw.y_train
     if raw.x_test is None:
         kept, test_idx = stratified_split(y_pool, data.test_split, data.split_seed + 7919)
@@ -99,18 +113,32 @@ def _load_splits(data) -> Splits:
     else:  # the source ships its own validation set (an image folder's val/)
         record["val_source"] = "folder"
         x_train, y_train, x_val, y_val = x_pool, y_pool, raw.x_val, raw.y_val
-        record["val_fingerprint"] = fingerprint(x_val[: min(len(x_val), 512)], y_val)
-    record["fingerprint"] = fingerprint(raw.x_train[: min(len(raw.x_train), 512)], raw.y_train)
+        record["val_fingerprint"] = _fingerprint(x_val, y_val)
+    record["fingerprint"] = _fingerprint(raw.x_train, raw.y_train)
     record["sizes"] = {"train": len(y_train), "val": len(y_val), "test": len(y_test)}
     _check_held_out(data, {"validation": y_val, "test": y_test}, record, raw)
     x = {"train": x_train, "val": x_val, "test": x_test}
     y = {"train": y_train, "val": y_val, "test": y_test}
-    if data.normalize:
-        mean, std = _channel_stats(x["train"], raw.scale)
-    else:
-        channels = x["train"].shape[1]
-        mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
-    return Splits(x, y, raw.class_names, raw.scale, mean, std, record)
+    files = {name: part.files() for name, part in x.items() if is_lazy(part) and part.files() is not None}
+    if files:
+        record["files"] = files  # relative to data.path: the split survives moving the data
+    if choice.mode == "memory":
+        x = {name: np.asarray(part) for name, part in x.items()}  # decoded here, once
+    record["cache"] = choice.record()
+    return Splits(x, y, raw.class_names, raw.scale, *_normalisation(data, x["train"], raw.scale), record, choice,
+                  data.workers)
+
+
+def _normalisation(data, x_train, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the training split, or (0, 1) with normalize off; a streamed split also learns its value
+    range (for the checkpoint's input record) in the same pass."""
+    stats = _training_stats(x_train, scale, data.workers) if data.normalize or is_lazy(x_train) else None
+    if is_lazy(x_train) and stats is not None:
+        x_train.value_range = (stats.low, stats.high)
+    if data.normalize and stats is not None:
+        return stats.mean, stats.std
+    channels = x_train.shape[1]
+    return np.zeros(channels, np.float32), np.ones(channels, np.float32)
 
 
 def _check_held_out(data, held: dict, record: dict, raw) -> None:

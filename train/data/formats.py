@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import pickle
+import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -101,6 +103,56 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             return {name: archive[name] for name in archive.files}
     except (ValueError, OSError) as exc:
         raise DlxError(f"can't read the .npz file: {exc}.", file=path, key="data.path") from None
+
+
+def map_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, or of a folder of .npy files, memory-mapped (`mmap_mode='r'`) wherever the
+    bytes lie uncompressed on disk, so that an array larger than memory is never read whole. A compressed .npz
+    member cannot be mapped and is read into memory as before."""
+    if path.is_dir():
+        arrays = {}
+        for file in sorted(path.glob("*.npy")):
+            try:
+                arrays[file.stem] = np.load(file, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise DlxError(f"can't read the .npy file: {exc}.", file=file, key="data.path") from None
+        return arrays
+    arrays = read_npz_lazily(path)
+    return arrays if arrays is not None else read_npz(path)
+
+
+def read_npz_lazily(path: Path) -> dict[str, np.ndarray] | None:
+    """Stored (uncompressed) members mapped in place, compressed ones read; None when the file is not a
+    readable zip (read_npz then says why)."""
+    if not path.is_file():
+        return None
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive, path.open("rb") as handle:
+            for info in archive.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                mapped = _mapped_member(path, handle, info) if info.compress_type == zipfile.ZIP_STORED else None
+                if mapped is None:
+                    with archive.open(info) as member:
+                        mapped = np.lib.format.read_array(member, allow_pickle=False)
+                arrays[name] = mapped
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error):
+        return None
+    return arrays
+
+
+def _mapped_member(path: Path, handle, info: zipfile.ZipInfo) -> np.ndarray | None:
+    """A stored .npy member as an np.memmap into the .npz file (None for Fortran order or object dtypes)."""
+    handle.seek(info.header_offset)
+    local = handle.read(30)  # the zip local file header: its name and extra-field lengths end it
+    name_length, extra_length = struct.unpack("<HH", local[26:30])
+    handle.seek(info.header_offset + 30 + name_length + extra_length)
+    version = np.lib.format.read_magic(handle)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = reader(handle)
+    if fortran or dtype.hasobject or not shape or 0 in shape:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import numpy as np
 from core.errors import DlxError
 from core.lazy import lazy_module
 import train.data.formats as formats
+from train.data.lazy import ImageFiles, LazyArray, MappedArray
 
 tvd = lazy_module("torchvision.datasets")  # downloads only: importing torchvision costs start-up time
 
@@ -142,27 +143,21 @@ def _image_size(data) -> Optional[tuple[int, int]]:
     return size
 
 
-def _read_folder(folder: Path, class_names: list[str], size, grayscale) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = [], []
+def _read_folder(folder: Path, class_names: list[str], size, grayscale, root: Path) -> tuple[LazyArray, np.ndarray]:
+    """The folder's images as a lazy array (decoded one by one when read) and their labels."""
+    files, labels = [], []
     listing = formats.list_images(folder)
     unknown = sorted(set(listing) - set(class_names))
     if unknown:
         raise DlxError(f"class folders {', '.join(unknown)} are not among the training classes "
                        f"({', '.join(class_names)}).", file=folder, key="data.path")
     for label, name in enumerate(class_names):
-        for file in listing.get(name, []):
-            image = formats.read_image(file, size, grayscale)
-            if size is None:
-                size = image.shape[1:]
-            elif image.shape[1:] != tuple(size):
-                raise DlxError(f"image is {image.shape[2]}x{image.shape[1]} but earlier ones are {size[1]}x{size[0]}; "
-                               "set data.image_size to resize them all.", file=file, key="data.image_size")
-            images.append(image)
-            labels.append(label)
-    if not images:
+        files += listing.get(name, [])
+        labels += [label] * len(listing.get(name, []))
+    if not files:
         raise DlxError(f"no images found in the class sub-folders of {folder.resolve()} (image types: "
                        f"{', '.join(formats.IMAGE_SUFFIXES)}).", key="data.path")
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
+    return LazyArray(ImageFiles(files, size, grayscale, root)), np.asarray(labels, dtype=np.int64)
 
 
 SPLIT_FOLDERS = ("train", "val", "test")
@@ -185,9 +180,9 @@ def load_image_folder(data) -> RawData:
         raise DlxError(f"no images found in class sub-folders of {train_dir.resolve()} (expected e.g. "
                        f"{train_dir}/cat/001.png; image types: {', '.join(formats.IMAGE_SUFFIXES)}).", key="data.path")
     size = _image_size(data)
-    x_train, y_train = _read_folder(train_dir, class_names, size, data.grayscale)
+    x_train, y_train = _read_folder(train_dir, class_names, size, data.grayscale, root)
     size = size or x_train.shape[2:]
-    held = {name: _read_folder(split_dirs[name], class_names, size, data.grayscale) if name in split_dirs
+    held = {name: _read_folder(split_dirs[name], class_names, size, data.grayscale, root) if name in split_dirs
             else (None, None) for name in ("val", "test")}
     return RawData(x_train, y_train, *held["test"], class_names, 1 / 255, *held["val"])
 
@@ -207,12 +202,31 @@ def channels_first(x: np.ndarray, name: str, file) -> np.ndarray:
                    file=file, key="data.path")
 
 
+def _layout(x: np.ndarray, name: str, file) -> str:
+    """How `channels_first` turns a sample channels-first: "same", "add" (a channel axis) or "last" (move it)."""
+    if x.ndim == 4:
+        return "last" if channels_first(x[:1], name, file).shape[1:] != x.shape[1:] else "same"
+    channels_first(x[:0], name, file)  # refuses other ranks
+    return "add" if x.ndim == 3 else "same"
+
+
+def _samples(x: np.ndarray, name: str, file):
+    """A memory-mapped array as a lazy array of channels-first samples; an array in memory as `channels_first`."""
+    if isinstance(x, np.memmap):
+        return LazyArray(MappedArray(Path(x.filename), x.offset, x.dtype, x.shape, _layout(x, name, file)))
+    return channels_first(x, name, file)
+
+
 def load_npz(data) -> RawData:
+    """An .npz file, or a folder of x_train.npy, y_train.npy (x_test.npy, y_test.npy): arrays stored
+    uncompressed are memory-mapped, and become lazy arrays read a sample at a time."""
     path = Path(data.path)
-    arrays = formats.read_npz(path)
+    arrays = formats.map_arrays(path)
     missing = [k for k in ("x_train", "y_train") if k not in arrays]
     if missing:
-        raise DlxError(f"the .npz lacks {', '.join(missing)}; it holds {', '.join(arrays) or 'nothing'} "
+        what = "folder" if path.is_dir() else ".npz"
+        files = ".npy files " if path.is_dir() else ""
+        raise DlxError(f"the {what} lacks {', '.join(missing)}; it holds {files}{', '.join(arrays) or 'nothing'} "
                        "(expected x_train, y_train and optionally x_test, y_test).", file=path, key="data.path")
     pairs = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays or "y_test" in arrays else [])
     for x_name, y_name in pairs:
@@ -229,8 +243,8 @@ def load_npz(data) -> RawData:
             low = f", smallest {y.min()}" if y.ndim == 1 and len(y) and np.issubdtype(y.dtype, np.integer) else ""
             raise DlxError(f"{y_name} must be a 1-D array of non-negative integer class indices (not one-hot), got "
                            f"dtype {y.dtype}, shape {y.shape}{low}.", file=path, key="data.path")
-    x_train = channels_first(arrays["x_train"], "x_train", path)
-    x_test = channels_first(arrays["x_test"], "x_test", path) if "x_test" in arrays else None
+    x_train = _samples(arrays["x_train"], "x_train", path)
+    x_test = _samples(arrays["x_test"], "x_test", path) if "x_test" in arrays else None
     if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
         raise DlxError(f"x_test samples have shape {x_test.shape[1:]} but x_train samples {x_train.shape[1:]}.",
                        file=path, key="data.path")

@@ -1,40 +1,48 @@
 """Splits held as tensors on the training device and batched by indexing (no per-sample workers)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from train.data import Splits
+from train.data.order import batch_indices, epoch_order
+
+
+class Normalise:
+    """(x × scale − mean) / std per channel, as one fused multiply-add on the device."""
+
+    def __init__(self, splits: Splits, device: torch.device, ndim: int):
+        shape = (1, -1) + (1,) * (ndim - 2)
+        std = torch.as_tensor(splits.std, device=device)
+        self.gain = (splits.scale / std).view(shape)  # x * gain + offset == (x * scale - mean) / std
+        self.offset = (-torch.as_tensor(splits.mean, device=device) / std).view(shape)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.offset, x.to(self.gain.dtype), self.gain)
 
 
 class TensorData:
     """One split's raw values on a device; `batch()` normalises (and augments) only the rows it takes."""
 
-    def __init__(self, splits: Splits, split: str, device: torch.device):
-        self.x = torch.as_tensor(splits.x[split]).to(device)
+    def __init__(self, splits: Splits, split: str, device: torch.device, seed: int = 0):
+        self.x = torch.as_tensor(np.asarray(splits.x[split])).to(device)
         self.y = torch.as_tensor(splits.y[split]).to(device)
-        shape = (1, -1) + (1,) * (self.x.dim() - 2)
-        std = torch.as_tensor(splits.std, device=device)
-        self.gain = (splits.scale / std).view(shape)  # x * gain + offset == (x * scale - mean) / std
-        self.offset = (-torch.as_tensor(splits.mean, device=device) / std).view(shape)
+        self.seed = seed
+        self.normalise = Normalise(splits, device, self.x.dim())
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, index) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.x[index]
-        return torch.addcmul(self.offset, x.to(self.gain.dtype), self.gain), self.y[index]
+        return self.normalise(self.x[index]), self.y[index]
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None, augment=None):
-        """Yield (x, y) batches; shuffled when a generator is given. A last batch of 1 is dropped when
-        shuffling, since batch norm cannot train on a single sample."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator, device="cpu").to(self.y.device) if generator else None
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            if generator is not None and stop - start < 2 and n > 1:
-                break
-            index = order[start:stop] if order is not None else slice(start, stop)
-            x, y = self.take(index)
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, augment=None, epoch: int = 0,
+                shard: tuple[int, int] | None = None):
+        """Yield (x, y) batches, shuffled by `order.epoch_order(seed, epoch)` when a generator is given (the
+        generator draws the augmentation); `shard`: this rank's share of each batch (order.batch_indices)."""
+        order = epoch_order(len(self), self.seed, epoch).to(self.y.device) if generator is not None else None
+        for index in batch_indices(len(self), batch_size, order, shard):
+            x, y = self.take(index.to(self.y.device))
             if augment is not None and generator is not None:
                 x = augment(x, generator)
             yield x, y
