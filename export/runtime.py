@@ -10,11 +10,12 @@ import numpy as np
 from core.errors import DlxError
 from core.files import read_json
 from core.lazy import lazy_module
-from train import IMAGE_SUFFIXES, open_image, write_predictions_csv
+from train import IMAGE_SUFFIXES, open_image, write_prediction_chunks
 
 ort = lazy_module("onnxruntime")
 
 FORMAT_NAMES = ["onnx", "torchscript", "pt2"]  # export.formats.FORMATS, named here without importing torch
+CHUNK = 256  # images read, predicted and written at a time: a folder of any size in bounded memory
 
 
 def read_export(model: Path) -> dict:
@@ -57,21 +58,44 @@ def predict_onnx(model: str | Path, input_path: str | Path, out: Optional[str | 
     document = read_export(model)
     _, height, width, channels = document["input"]["shape"]
     files = _image_files(input_path)
-    images = np.stack([read_pixels(f, height, width, channels) for f in files])
-    try:
-        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        probs = session.run([document["output"]["name"]], {document["input"]["name"]: images})[0]
-    except Exception as exc:  # onnxruntime raises its own types; all mean the file is not a working model
-        raise DlxError(f"onnxruntime could not run this model ({str(exc).splitlines()[0][:300]}); export it again.",
-                       file=model) from None
-    classes = list(document["class_names"])
-    names = [str(f.relative_to(input_path)) if input_path.is_dir() else f.name for f in files]
-    rows = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
-             "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
+    session = _session(model)
+    classes, rows = list(document["class_names"]), []
+
+    def predicted():  # CHUNK images at a time: read, predicted, written, before the next are read
+        for start in range(0, len(files), CHUNK):
+            chunk = files[start:start + CHUNK]
+            images = np.stack([read_pixels(f, height, width, channels) for f in chunk])
+            probs = _run(session, document, images, model)
+            names = [str(f.relative_to(input_path)) if input_path.is_dir() else f.name for f in chunk]
+            done = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
+                     "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
+            rows.extend(done)
+            yield done
+
+    if out is not None:
+        write_prediction_chunks(Path(out), predicted(), classes)
+    else:
+        for _ in predicted():
+            pass
     result = {"model": str(model), "members": len(document["source"]["members"]), "class_names": classes,
               "input_contract": {"description": f"float32 pixels in 0–255, {height}×{width}×{channels} (NHWC)"},
               "notices": [], "predictions": rows}
     if out is not None:
-        write_predictions_csv(Path(out), rows, classes)
         result["out"] = str(out)
     return result
+
+
+def _session(model: Path):
+    try:
+        return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types; all mean the file is not a working model
+        raise DlxError(f"onnxruntime could not run this model ({str(exc).splitlines()[0][:300]}); export it again.",
+                       file=model) from None
+
+
+def _run(session, document: dict, images: np.ndarray, model: Path) -> np.ndarray:
+    try:
+        return session.run([document["output"]["name"]], {document["input"]["name"]: images})[0]
+    except Exception as exc:  # noqa: BLE001 - as in _session
+        raise DlxError(f"onnxruntime could not run this model ({str(exc).splitlines()[0][:300]}); export it again.",
+                       file=model) from None

@@ -62,9 +62,13 @@ def test_predict_onnx_without_torch(onnx_export, tmp_path):
 
 @pytest.mark.slow
 def test_predict_onnx_matches_predict_on_the_run(runs, onnx_export, tmp_path):
-    images = digit_images(tmp_path / "images")
-    exported = json.loads(run_dlx("predict", onnx_export / "model.onnx", images, "--json", check=0).stdout)
+    images = digit_images(tmp_path / "images", count=300)  # more than one chunk (export.runtime.CHUNK)
+    csv = tmp_path / "onnx.csv"
+    exported = json.loads(run_dlx("predict", onnx_export / "model.onnx", images, "--json", "--out", csv,
+                                  check=0).stdout)
     eager = json.loads(run_dlx("predict", runs["cnn"], images, "--json", check=0).stdout)
+    assert len(exported["predictions"]) == len(eager["predictions"]) == 300
+    assert len(csv.read_text().splitlines()) == 301  # the header and every image, written chunk by chunk
     for mine, theirs in zip(exported["predictions"], eager["predictions"]):
         assert mine["input"] == theirs["input"] and mine["predicted"] == theirs["predicted"]
         assert np.abs(np.array(mine["probabilities"]) - theirs["probabilities"]).max() < 1e-4
