@@ -23,6 +23,7 @@ import archs.vocabulary as vocabulary  # noqa: PLR0402 - registers the layers; `
 from archs.expressions import referenced_names, substitute
 from archs.registry import LAYERS, PRESETS
 from core.errors import DlxError, did_you_mean
+from experiment.load import choice_hint
 from experiment.yamlio import load_yaml_mapping
 
 MAX_LAYERS = 10_000
@@ -127,7 +128,8 @@ def _validate(cls, args: dict, key: str) -> vocabulary.Layer:
         elif error["type"] == "missing":
             message = f"{cls.__name__} needs '{where}'."
         else:
-            message = error["msg"].removeprefix("Value error, ") + f" (got {error.get('input')!r})."
+            message = error["msg"].removeprefix("Value error, ")
+            message = message[0].lower() + message[1:] + f" (got {error.get('input')!r})." + choice_hint(error)
         raise DlxError(message, key=f"{key}.{where}" if where else key) from None
 
 

@@ -1,6 +1,7 @@
 """Load an experiment spec: YAML → overrides → pydantic validation → layer-list check."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,15 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
     got = error.get("input")
     if kind != "value_error" and not isinstance(got, (dict, list)):
         message = f"{message} (got {got!r})"
-    return message[0].lower() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")  # never "?."
+    message = message[0].lower() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")  # never "?."
+    return message + choice_hint(error)
+
+
+def choice_hint(error: dict) -> str:
+    """" Did you mean 'stream'?" for a value outside a fixed set of choices (pydantic's literal_error), else ""."""
+    if error["type"] != "literal_error" or not isinstance(error.get("input"), str):
+        return ""
+    return did_you_mean(error["input"], re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", ""))))
 
 
 def validation_error(exc: ValidationError, model: type[BaseModel], file, text: str | None) -> DlxError:

@@ -86,7 +86,7 @@ def test_counts_shapes_and_outputs_equal_keras(name):
     ({"ReLU": {"max_value": -1}}, "greater than or equal to 0"),
     ({"Conv2DTranspose": {"filters": 2, "strides": 2, "output_padding": 2}},
      "output_padding must be smaller than strides"),
-    ({"LayerNormalization": {"axis": 1}}, "Input should be -1"),
+    ({"LayerNormalization": {"axis": 1}}, "input should be -1"),
 ])
 def test_bad_arguments_are_one_user_error(item, message):
     with pytest.raises(DlxError) as error:

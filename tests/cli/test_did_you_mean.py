@@ -13,6 +13,7 @@ CASES = {
     "activation": ["--set", "model.layers.0.Conv2D.activation=rleu"],
     "layer argument": ["--set", "model.layers.0.Conv2D.filter=8"],
     "var": ["--set", "model.vars.widht=8"],
+    "choice": ["--set", "data.cache=strem"],  # a Literal: 'auto', 'memory' or 'stream'
 }
 
 
