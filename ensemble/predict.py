@@ -14,7 +14,7 @@ from ensemble.folder import load_model
 from train.data.formats import IMAGE_SUFFIXES, open_image, read_npz
 from train.data.sources import channels_first
 from train.inputs import InputContract, conform
-from train.prediction_file import write_prediction_chunks
+from train.prediction_file import collect_predictions
 
 NPZ_KEYS = ("x", "x_test")
 CHUNK = 256  # images of a folder decoded and predicted at a time
@@ -111,21 +111,9 @@ def predict(model_dir: str | Path, input_path: str | Path, out: Optional[str | P
     model = load_model(model_dir)
     contract = InputContract.from_record(model.members[0].record, model.members[0].checkpoint)
     notices: list[str] = []
-    classes, rows = model.class_names, []
-
-    def predicted():  # a chunk of inputs at a time: read, predicted, written, before the next is read
-        for names, unit in input_chunks(input_path, contract, resize, notices):
-            probs = model.predict(unit)
-            chunk = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
-                      "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
-            rows.extend(chunk)
-            yield chunk
-
-    if out is not None:
-        write_prediction_chunks(Path(out), predicted(), classes)
-    else:
-        for _ in predicted():
-            pass
+    classes = model.class_names
+    chunks = ((names, model.predict(unit)) for names, unit in input_chunks(input_path, contract, resize, notices))
+    rows = collect_predictions(chunks, classes, None if out is None else Path(out))
     result = {"model": str(model_dir), "members": len(model.active()), "class_names": classes,
               "input_contract": contract.as_dict(), "notices": summarise_notices(notices), "predictions": rows}
     if out is not None:

@@ -9,5 +9,5 @@ from experiment.schema import DataSpec, ExperimentSpec, ModelSpec, TrainSpec
 from experiment.yamlio import dump_yaml, load_yaml_mapping, parse_yaml, read_text
 
 __all__ = ["DATASETS", "DataSpec", "Dataset", "ExperimentSpec", "ModelSpec", "TrainSpec", "apply_overrides",
-           "choice_hint", "dump_yaml", "expand_shorthands", "get_path", "load_yaml_mapping", "parse_sections", "parse_yaml",
-           "read_spec_file", "read_text", "set_path", "spec_to_dict", "validation_error"]
+           "choice_hint", "dump_yaml", "expand_shorthands", "get_path", "load_yaml_mapping", "parse_sections",
+           "parse_yaml", "read_spec_file", "read_text", "set_path", "spec_to_dict", "validation_error"]

@@ -10,7 +10,7 @@ import numpy as np
 from core.errors import DlxError
 from core.files import read_json
 from core.lazy import lazy_module
-from train import IMAGE_SUFFIXES, open_image, write_prediction_chunks
+from train import IMAGE_SUFFIXES, collect_predictions, open_image
 
 ort = lazy_module("onnxruntime")
 
@@ -59,24 +59,16 @@ def predict_onnx(model: str | Path, input_path: str | Path, out: Optional[str | 
     _, height, width, channels = document["input"]["shape"]
     files = _image_files(input_path)
     session = _session(model)
-    classes, rows = list(document["class_names"]), []
+    classes = list(document["class_names"])
 
-    def predicted():  # CHUNK images at a time: read, predicted, written, before the next are read
+    def chunks():  # CHUNK images at a time: read, predicted, written, before the next are read
         for start in range(0, len(files), CHUNK):
             chunk = files[start:start + CHUNK]
             images = np.stack([read_pixels(f, height, width, channels) for f in chunk])
-            probs = _run(session, document, images, model)
             names = [str(f.relative_to(input_path)) if input_path.is_dir() else f.name for f in chunk]
-            done = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
-                     "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
-            rows.extend(done)
-            yield done
+            yield names, _run(session, document, images, model)
 
-    if out is not None:
-        write_prediction_chunks(Path(out), predicted(), classes)
-    else:
-        for _ in predicted():
-            pass
+    rows = collect_predictions(chunks(), classes, None if out is None else Path(out))
     result = {"model": str(model), "members": len(document["source"]["members"]), "class_names": classes,
               "input_contract": {"description": f"float32 pixels in 0–255, {height}×{width}×{channels} (NHWC)"},
               "notices": [], "predictions": rows}

@@ -21,6 +21,6 @@ _WHERE = {
     "train.data.tensors": ["TensorData", "make_augment"],
     "train.data.formats": ["IMAGE_SUFFIXES", "open_image", "read_npz"],
     "train.data.sources": ["channels_first"],
-    "train.prediction_file": ["write_prediction_chunks", "write_predictions_csv"],
+    "train.prediction_file": ["collect_predictions", "write_prediction_chunks", "write_predictions_csv"],
 }
 __getattr__, __all__ = lazy_attributes(__name__, _WHERE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from core.errors import DlxError
 from core.files import atomic_write
@@ -13,6 +13,27 @@ from core.files import atomic_write
 
 def write_predictions_csv(path: Path, rows: list[dict], classes: list[str]) -> None:
     write_prediction_chunks(path, [rows], classes)
+
+
+def collect_predictions(chunks: Iterable[tuple[list[str], Iterable]], classes: list[str],
+                        out: Optional[Path] = None) -> list[dict]:
+    """The rows of `dlx predict` from (input names, class probabilities) chunks, each chunk written to `out` (when
+    given) before the next is read, so a folder of any size is predicted in bounded memory."""
+    rows: list[dict] = []
+
+    def as_rows():
+        for names, probs in chunks:
+            chunk = [{"input": name, "predicted": int(p.argmax()), "class": classes[int(p.argmax())],
+                      "probabilities": [float(v) for v in p]} for name, p in zip(names, probs)]
+            rows.extend(chunk)
+            yield chunk
+
+    if out is not None:
+        write_prediction_chunks(Path(out), as_rows(), classes)
+    else:
+        for _ in as_rows():
+            pass
+    return rows
 
 
 def write_prediction_chunks(path: Path, chunks: Iterable[list[dict]], classes: list[str]) -> None:
