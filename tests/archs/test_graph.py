@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
-from tests.archs.test_real_keras import keras_layers, to_torch
+from tests.archs.test_real_keras import assert_same_outputs, keras_layers
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -113,17 +113,7 @@ def test_graph_outputs_equal_keras_with_the_same_weights(name):
         layer.set_weights([rng.normal(size=w.shape).astype("float32") if "moving" not in v.path
                            else rng.uniform(0.5, 2.0, size=w.shape).astype("float32")
                            for w, v in zip(layer.get_weights(), layer.weights)])
-    copied = [array for layer in in_dlx_order for array in to_torch(layer, layer.get_weights())]
-    trained = dict(ours.named_parameters())
-    tensors = [key for key in ours.state_dict() if key in trained or key.endswith(("running_mean", "running_var"))]
-    assert len(tensors) == len(copied)
-    ours.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(array)) for key, array in zip(tensors, copied)},
-                         strict=False)
-    images = rng.normal(size=(3, *shape)).astype("float32")
-    expected = np.asarray(keras.ops.convert_to_numpy(theirs(images, training=False)))
-    with torch.no_grad():
-        got = ours.eval()(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert_same_outputs(ours, theirs, in_dlx_order, shape, rng)
 
 
 def test_rows_say_what_each_layer_is_connected_to():

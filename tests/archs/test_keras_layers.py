@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
@@ -15,7 +14,7 @@ keras = pytest.importorskip("keras")
 from archs import build_model
 from core.errors import DlxError
 from experiment.schema import ModelSpec
-from tests.archs.test_real_keras import dlx_model, keras_layers, keras_model, to_torch
+from tests.archs.test_real_keras import assert_same_outputs, dlx_model, keras_layers, keras_model, to_torch
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -67,17 +66,8 @@ def test_counts_shapes_and_outputs_equal_keras(name):
     rng = np.random.default_rng(1)
     for layer in keras_layers(theirs):
         layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
-    copied = [array for layer in keras_layers(theirs) for array in copied_weights(layer)]
-    names = [key for key, _ in ours.named_parameters()]
-    assert len(names) == len(copied)
-    ours.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(a)) for key, a in zip(names, copied)},
-                         strict=False)
-    images = rng.normal(size=(2, *shape)).astype("float32")
-    expected_out = np.asarray(keras.ops.convert_to_numpy(theirs(images, training=False)))
-    with torch.no_grad():
-        got = ours.eval()(torch.from_numpy(images).permute(0, 3, 1, 2))
-    got = got.permute(0, 2, 3, 1) if got.dim() == 4 else got
-    np.testing.assert_allclose(got.numpy(), expected_out, rtol=1e-4, atol=1e-5 * np.abs(expected_out).max())
+    assert_same_outputs(ours, theirs, keras_layers(theirs), shape, rng, convert=copied_weights, count=2,
+                        relative_atol=1e-5)
 
 
 @pytest.mark.parametrize("item,message", [

@@ -93,14 +93,25 @@ def test_outputs_equal_keras_with_the_same_weights(name):
         layer.set_weights([rng.normal(size=w.shape).astype("float32") if "moving" not in v.path
                            else rng.uniform(0.5, 2.0, size=w.shape).astype("float32")
                            for w, v in zip(layer.get_weights(), layer.weights)])
-    copied = [array for layer in keras_layers(theirs) for array in to_torch(layer, layer.get_weights())]
+    assert_same_outputs(ours, theirs, keras_layers(theirs), shape, rng, count=4)
+
+
+def assert_same_outputs(ours, theirs, in_order, shape: tuple, rng, convert=None, count: int = 3,
+                        relative_atol: float | None = None) -> None:
+    """Copy the Keras layers' weights (`in_order`: dlx's order of layers) into `ours`, trainable ones and batch
+    norm's moving statistics, and check that both models give the same outputs on `count` random images (to 1e-4,
+    or to `relative_atol` × the largest output)."""
+    convert = convert or (lambda layer: to_torch(layer, layer.get_weights()))
+    copied = [array for layer in in_order for array in convert(layer)]
     trained = dict(ours.named_parameters())  # and the moving statistics; not a constant beta or gamma
     tensors = [key for key in ours.state_dict() if key in trained or key.endswith(("running_mean", "running_var"))]
     assert len(tensors) == len(copied)
     ours.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(array)) for key, array in zip(tensors, copied)},
                          strict=False)
-    images = rng.normal(size=(4, *shape)).astype("float32")
+    images = rng.normal(size=(count, *shape)).astype("float32")
     expected = np.asarray(keras.ops.convert_to_numpy(theirs(images, training=False)))
     with torch.no_grad():
-        got = ours.eval()(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        got = ours.eval()(torch.from_numpy(images).permute(0, 3, 1, 2))
+    got = (got.permute(0, 2, 3, 1) if got.dim() == 4 else got).numpy()
+    atol = 1e-4 if relative_atol is None else relative_atol * np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol)
