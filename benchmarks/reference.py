@@ -9,7 +9,8 @@ The network comes from the same spec and builder, so the model is the same; only
   moved to the device, the model in PyTorch's default memory format, float32.
 - `best`: the same tricks dlx uses, written by hand. Tensors on the device before the loop, batches cut by
   indexing with a permutation, `Adam(fused=True)`, the model and batches in channels_last (on CPU and CUDA),
-  bf16 autocast on CUDA. Before timing it checks that these tricks compute what the plain model computes.
+  bf16 autocast and cuDNN autotuning (benchmark mode) on CUDA. Before timing it checks that these tricks
+  compute what the plain model computes.
 
 Both run on the device dlx's `device: auto` picks (CUDA if present, else the CPU) and report it, so a row can
 never compare dlx on a GPU with a reference on the CPU.
@@ -59,6 +60,8 @@ class Best:
     def __init__(self, device: torch.device):
         self.device = device
         self.dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        if device.type == "cuda":  # cuDNN picks the fastest convolution for each shape, as dlx lets it
+            torch.backends.cudnn.benchmark = True
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

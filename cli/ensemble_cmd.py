@@ -150,6 +150,9 @@ def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or
                  "--temperature", help="Fit a temperature per member first.")] = False,
              duplicate_threshold: Annotated[float, typer.Option(
                  help="Flag pairs disagreeing on fewer than this fraction of validation samples.")] = 0.02,
+             device: Annotated[str, typer.Option(
+                 help="Where the members predict: auto (a CUDA GPU if one is visible, else the CPU), cpu, cuda or "
+                      "cuda:N.")] = "auto",
              mlflow: MlflowOption = None, mlflow_required: MlflowRequiredOption = False,
              mlflow_experiment: Annotated[Optional[str], typer.Option(
                  help="With --mlflow: the MLflow experiment (default: the first member's spec name).")] = None,
@@ -162,7 +165,7 @@ def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or
         raise DlxError("--mlflow-required and --mlflow-experiment need --mlflow URI.", key="--mlflow")
     tracking = Tracking(mlflow, mlflow_experiment, mlflow_required) if mlflow else None
     result = build_ensemble(run_dirs, method=method.value, metric=metric.value, out=out, temperature=temperature,
-                            duplicate_threshold=duplicate_threshold, tracking=tracking)
+                            duplicate_threshold=duplicate_threshold, tracking=tracking, device=device)
     if json:
         print_json(result)
     else:

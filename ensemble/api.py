@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from core.errors import DlxError, unknown_name
+from ensemble.device import prediction_device
 from ensemble.diversity import DUPLICATE_ADVICE, DUPLICATE_BELOW, member_diversity, pairs
 from ensemble.folder import EnsembleModel, load_ensemble, write_folder
 from ensemble.explain import member_reason
@@ -123,30 +124,33 @@ class PoolFit:
 
 def build_ensemble(paths: list[str | Path], method: str = "auto", out: Optional[str | Path] = None,
                    temperature: bool = False, duplicate_threshold: float = DUPLICATE_BELOW,
-                   metric: str = "accuracy", tracking: Optional[Tracking] = None) -> dict:
+                   metric: str = "accuracy", tracking: Optional[Tracking] = None, device: str = "auto") -> dict:
     """Pool the run folders `paths` with `method` ('auto' chooses by cross-validation), fitted on validation data
     for `metric`; write the ensemble folder with its provenance.json (and log it to MLflow with `tracking`).
-    Test data is only scored, never used to fit or choose.
+    Test data is only scored, never used to fit or choose. The members predict on `device` (ensemble.device).
 
     `out` is checked and locked before any work (train.outdir): an ensemble there is rewritten, anything else is
     refused and left unchanged, and so is a second process writing the same folder."""
     check_options(method, metric)
+    where = prediction_device(device)
     session = new_session()
     members, skipped = load_members(paths)
     check_compatible(members, skipped)  # a refused pool leaves no output folder behind
     with claim(out, "ensemble") if out is not None else contextlib.nullcontext():
-        pool = fit_pool(members, skipped, method, metric, temperature)
+        pool = fit_pool(members, skipped, method, metric, temperature, where)
         result = describe(pool, method, metric, duplicate_threshold)
+        result["device"] = str(where)
         write_ensemble(pool, result, out)
         record_ensemble(result, session, members[0].split.get("fingerprint"), members[0].spec.name, tracking)
     return result
 
 
-def fit_pool(members: list[Member], skipped: list[dict], method: str, metric: str, temperature: bool) -> PoolFit:
-    """Predict with every member (cached), then fit and choose the pooling on validation data only."""
+def fit_pool(members: list[Member], skipped: list[dict], method: str, metric: str, temperature: bool,
+             device="cpu") -> PoolFit:
+    """Predict with every member on `device` (cached), then fit and choose the pooling on validation data only."""
     unit, y = shared_data(members[0])
     started = time.perf_counter()
-    raw, hits = member_predictions(members, unit)
+    raw, hits = member_predictions(members, unit, device)
     predicted = time.perf_counter()
     selection = choose(method, raw["val"], y["val"], metric, temperature)
     seconds = {"predict": predicted - started, "fit": time.perf_counter() - predicted}

@@ -26,7 +26,8 @@ def record_ensemble(result: dict, session: dict, fingerprint: Optional[str], exp
     ensemble to MLflow: params from `ensemble_params`, every score in `results` as a metric."""
     folder = Path(result["ensemble_dir"])
     with tracked(tracking, folder, "ensemble", experiment, params=ensemble_params(result)) as tracker:
-        record = Provenance(folder, "ensemble", {**session, "device": "cpu", "data_fingerprint": fingerprint})
+        record = Provenance(folder, "ensemble", {**session, "device": result.get("device", "cpu"),
+                                                 "data_fingerprint": fingerprint})
         if tracker is not None:
             tracker.log_metrics(key_paths(result["results"]))
             record.update(mlflow=tracker.info())

@@ -2,8 +2,8 @@
 K-fold cross-validation on the validation predictions (each fitted on K-1 folds, scored on the held-out one), so
 the choice itself is not fitted to the same samples that judge it; refit the winner on all validation data; and
 fall back to the plain average or the best member where the refit is worse than either on validation. Each
-candidate ends with one temperature on its pooled output: it calibrates (NLL) without changing any prediction
-(accuracy). Test data is never seen here."""
+candidate ends with one temperature on its pooled output, fitted on predictions its weights never saw: it
+calibrates (NLL) without changing any prediction (accuracy). Test data is never seen here."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -83,18 +83,20 @@ def fold_of(y: np.ndarray, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
     return assignment
 
 
-def cross_validate(name: str, log_probs: np.ndarray, y: np.ndarray, metric: str, temperature: bool) -> dict:
-    """Out-of-fold validation scores of method `name`: accuracy, NLL and ECE of predictions made by fits that never
-    saw the sample predicted."""
+def cross_validate(name: str, log_probs: np.ndarray, y: np.ndarray, metric: str,
+                   temperature: bool) -> tuple[dict, np.ndarray]:
+    """Out-of-fold validation scores of method `name` (accuracy, NLL and ECE of predictions made by fits that never
+    saw the sample predicted), and its uncalibrated out-of-fold pooled probabilities."""
     folds = min(FOLDS, len(y))
     assignment = fold_of(y, folds)
-    out_of_fold = np.zeros(log_probs.shape[1:])
+    raw, calibrated = np.zeros(log_probs.shape[1:]), np.zeros(log_probs.shape[1:])
     for k in range(folds):
         held = assignment == k
         if held.any():
-            fitted = fit(name, log_probs[:, ~held], y[~held], metric, temperature, calibrated=True)
-            out_of_fold[held] = fitted.predict(log_probs[:, held])
-    return {"method": name, **{f"cv_{key}": value for key, value in scores(out_of_fold, y).items()}}
+            fitted = fit(name, log_probs[:, ~held], y[~held], metric, temperature)
+            raw[held] = fitted.predict(log_probs[:, held])
+            calibrated[held] = calibrate(fitted, log_probs[:, ~held], y[~held]).predict(log_probs[:, held])
+    return {"method": name, **{f"cv_{key}": value for key, value in scores(calibrated, y).items()}}, raw
 
 
 def _better(a: float, b: float, metric: str) -> bool:
@@ -106,17 +108,24 @@ def select(log_probs: np.ndarray, y: np.ndarray, metric: str = "accuracy", tempe
     """The `auto` method: cross-validate the candidates, refit the winner on all of `y`, guard against the refit
     being worse than the plain average or the best member on validation."""
     names = dict.fromkeys(n if "+" in n or not temperature else f"{n}+temperature" for n in AUTO)  # --temperature
-    candidates = [cross_validate(name, log_probs, y, metric, temperature) for name in names]
-    winner = candidates[0]
-    for candidate in candidates[1:]:  # strictly better only: a tie keeps the simpler, earlier method
-        if _better(candidate[f"cv_{metric}"], winner[f"cv_{metric}"], metric):
-            winner = candidate
-    fitted = fit(winner["method"], log_probs, y, metric, temperature, calibrated=True)
+    results = [cross_validate(name, log_probs, y, metric, temperature) for name in names]
+    candidates = [scored for scored, _ in results]
+    won = 0
+    for index in range(1, len(candidates)):  # strictly better only: a tie keeps the simpler, earlier method
+        if _better(candidates[index][f"cv_{metric}"], candidates[won][f"cv_{metric}"], metric):
+            won = index
+    winner = candidates[won]
+    fitted = fit(winner["method"], log_probs, y, metric, temperature)
+    # The output temperature comes from the out-of-fold predictions: refit on all of `y`, greedy or weighted pools
+    # make fewer errors on `y` than on new data, and a temperature fitted there sharpens too much (0.05 instead of
+    # 0.26 on digits, test NLL 0.21 instead of 0.07).
+    fitted.combination.temperature = fit_temperature(np.log(np.maximum(results[won][1], EPS)), y)
     reason = _why(winner, candidates, metric)
     fallback, fitted, note = guard(fitted, log_probs, y, metric)
     if fitted.combination.temperature != 1.0:
-        note += (f" Its pooled output is calibrated with temperature {fitted.combination.temperature:.2f} (lower NLL, "
-                 "the same predictions).")
+        source = "" if fallback else ", fitted on the out-of-fold predictions"
+        note += (f" Its pooled output is calibrated with temperature {fitted.combination.temperature:.2f}{source} "
+                 "(lower NLL, the same predictions).")
     return Selection(fitted, metric, candidates, winner["method"], fallback, f"{reason}{note}")
 
 

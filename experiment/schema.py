@@ -163,7 +163,7 @@ class TrainSpec(Section):
                                   "batch (SyncBatchNorm) instead of each process's share of it")
     precise_bn: Union[Literal["auto", "off"], PositiveInt] = Field(
         "auto", description="before each validation, recompute batch-norm statistics over this many training "
-        "images (auto: a quarter of them, 256-4096); off: Keras's moving averages alone")
+        "images (auto: an eighth of them, 256-4096); off: Keras's moving averages alone")
     log: LogSpec = Field(default_factory=LogSpec)
 
     @field_validator("precise_bn", mode="before")

@@ -126,6 +126,8 @@ class RunWriter:
             "wall_seconds": self.elapsed() + 0.0,
             "images_per_second": images / train_seconds if train_seconds else None,
             "device": str(self.session.plan.device), "torch_version": torch.__version__,
+            "precision": "bf16" if self.session.plan.autocast_dtype == torch.bfloat16 else "fp32",
+            "channels_last": self.session.plan.channels_last,
             "pid": os.getpid(), "host": socket.gethostname(),  # lets `dlx runs` spot dead runs
             "data_cache": self.record.get("cache"),  # memory or stream (data.cache; why: split.json)
             "warnings": list(state.warnings), "world_size": self.session.world.size, **(extra or {})}

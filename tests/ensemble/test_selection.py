@@ -77,3 +77,27 @@ def test_differences_show_only_what_varies():
     deeper = {**base, "model": {**base["model"], "layers": ["Flatten", {"Dense": {"units": 64}},
                                                             {"Dropout": 0.2}, {"Dense": {"units": "classes"}}]}}
     assert differences([base, deeper]) == ["(fewer layers)", "Dropout(0.2)"]
+
+
+def _correlated_pool(seed=0, members=7, val=143, test=2000, classes=10):
+    """Members that share most of their errors, with a digits-sized validation set: a greedy pick of a few of them
+    makes almost no errors on the samples it was picked on."""
+    rng = np.random.default_rng(seed)
+    n = val + test
+    y = rng.integers(0, classes, n)
+    logits = rng.normal(size=(1, n, classes)) + 0.8 * rng.normal(size=(members, n, classes))
+    logits[:, np.arange(n), y] += rng.uniform(1.5, 4.5, (members, 1))
+    log_probs = logits - np.log(np.exp(logits).sum(2, keepdims=True))
+    return log_probs[:, :val], y[:val], log_probs[:, val:], y[val:]
+
+
+def test_output_temperature_comes_from_predictions_the_weights_never_saw():
+    val, y_val, test, y_test = _correlated_pool()
+    selection = select(val, y_val, "accuracy")
+    assert selection.fitted.name == "greedy"
+    honest = nll(selection.fitted.predict(test), y_test)
+    in_sample = calibrate(selection.fitted, val, y_val)  # what fitting the temperature on the refit's own data gives
+    assert in_sample.combination.temperature <= 0.06  # driven to the bound: the refit erred on almost nothing
+    assert honest < 0.5 * nll(in_sample.predict(test), y_test)
+    best = min(range(len(val)), key=lambda m: nll(np.exp(val[m]), y_val))
+    assert honest <= nll(np.exp(test[best]), y_test)
