@@ -19,7 +19,7 @@ from ensemble.labels import differences, identifiers
 from ensemble.members import Member, check_compatible, load_members
 from ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metric_key, stacking
 from ensemble.metrics import confusion, nll, scores
-from ensemble.predictions import cached_log_probs
+from ensemble.predictions import ScaledInputs, cached_log_probs
 from ensemble.records import record_ensemble
 from ensemble.selection import Fitted, Selection, fit, select
 from train.data import check_split_compatible, load_splits
@@ -31,12 +31,13 @@ from train.rundir import ensure_writable, new_run_dir
 
 
 def shared_data(member: Member) -> tuple[dict, dict]:
-    """({split: inputs scaled to [0, 1]}, {split: labels}) of the validation and test data of `member`."""
+    """({split: inputs scaled to [0, 1], read a batch at a time}, {split: labels}) of the validation and test data
+    of `member`."""
     splits = load_splits(member.spec.data)
     reason = check_split_compatible(member.split, splits.split_record)
     if reason:
         raise DlxError(f"the dataset or its split changed since this run was trained ({reason}).", file=member.run_dir)
-    unit = {s: (splits.x[s].astype(np.float32) * np.float32(splits.scale)) for s in ("val", "test")}
+    unit = {s: ScaledInputs(splits.x[s], splits.scale) for s in ("val", "test")}
     return unit, {s: splits.y[s].astype(np.int64) for s in ("val", "test")}
 
 

@@ -13,6 +13,24 @@ from core.files import atomic_write
 from train.evaluate import SPLITS, load_run_model
 
 
+class ScaledInputs:
+    """A split's inputs scaled to [0, 1], converted a slice at a time: a split streamed from disk (a lazy array of
+    image files or a memory-mapped .npy) is decoded batch by batch, never whole, and never held as float32."""
+
+    def __init__(self, x, scale: float):
+        self.x, self.scale = x, np.float32(scale)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def ndim(self) -> int:
+        return self.x.ndim
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        return np.asarray(self.x[key], dtype=np.float32) * self.scale
+
+
 def cache_path(member: Member) -> Path:
     return member.run_dir / "predictions" / f"{member.sha256[:16]}.npz"
 
@@ -23,9 +41,9 @@ def load_model(member: Member, device="cpu"):
 
 
 @torch.inference_mode()
-def member_log_probs(member: Member, unit_x: np.ndarray, model=None, device="cpu", batch_size: int = 1024) -> np.ndarray:
-    """Log-probabilities (N, classes) for inputs already scaled to [0, 1], normalised with the member's
-    own mean/std."""
+def member_log_probs(member: Member, unit_x, model=None, device="cpu", batch_size: int = 1024) -> np.ndarray:
+    """Log-probabilities (N, classes) for inputs scaled to [0, 1] (an array or ScaledInputs), normalised with
+    the member's own mean/std."""
     model = model if model is not None else load_model(member, device)
     shape = (1, -1) + (1,) * (unit_x.ndim - 2)
     mean = torch.as_tensor(member.record["mean"], dtype=torch.float32, device=device).view(shape)
@@ -61,7 +79,7 @@ def _write_cache(path: Path, arrays: dict) -> None:
         pass  # a read-only run folder only costs the cache
 
 
-def cached_log_probs(member: Member, unit: dict[str, np.ndarray], device="cpu") -> tuple[dict, bool]:
+def cached_log_probs(member: Member, unit: dict[str, ScaledInputs], device="cpu") -> tuple[dict, bool]:
     """({split: log-probabilities}, cache_hit) for the val and test inputs in `unit`."""
     sizes = {s: len(unit[s]) for s in SPLITS}
     classes = len(member.record["class_names"])

@@ -40,26 +40,35 @@ def build_graph(source: str | Path) -> tuple[ExportGraph, object, float]:
     return graph.eval(), model, factors[0]
 
 
-def split_images(model, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """(the test split as N×H×W×C pixels in 0–255, the same as the raw × scale values `model.predict` takes)."""
-    raw = load_splits(model.members[0].spec.data).x["test"].astype(np.float32)
+VERIFY_CHUNK = 1024  # test images converted and compared at a time: a large test split is never held whole
+
+
+def split_chunks(model, factor: float, size: int = VERIFY_CHUNK):
+    """The test split, `size` samples at a time, as (N×H×W×C pixels in 0–255, the same as the raw × scale values
+    `model.predict` takes)."""
+    raw_split = load_splits(model.members[0].spec.data).x["test"]
     scale = np.float32(model.members[0].record["scale"])
-    return np.ascontiguousarray((raw / np.float32(factor)).transpose(0, 2, 3, 1)), raw * scale
+    for start in range(0, len(raw_split), size):
+        raw = np.asarray(raw_split[start:start + size], dtype=np.float32)
+        yield np.ascontiguousarray((raw / np.float32(factor)).transpose(0, 2, 3, 1)), raw * scale
 
 
 def verify(fmt: str, path: Path, model, factor: float) -> dict:
-    """Exported probabilities, from the format's runtime, against eager PyTorch (`dlx predict`'s path)."""
-    images, unit = split_images(model, factor)
-    with torch.inference_mode():
-        eager = model.predict(unit)
-    exported = formats.run(fmt, path, images)
-    difference = float(np.abs(exported - eager).max()) if len(eager) else 0.0
-    agree = int((exported.argmax(1) == eager.argmax(1)).sum())
-    result = {"split": "test", "samples": len(eager), "max_abs_difference": difference, "tolerance": TOLERANCE,
+    """Exported probabilities, from the format's runtime, against eager PyTorch (`dlx predict`'s path), chunk by
+    chunk over the test split."""
+    difference, agree, samples = 0.0, 0, 0
+    for images, unit in split_chunks(model, factor):
+        with torch.inference_mode():
+            eager = model.predict(unit)
+        exported = formats.run(fmt, path, images)
+        difference = max(difference, float(np.abs(exported - eager).max()))
+        agree += int((exported.argmax(1) == eager.argmax(1)).sum())
+        samples += len(eager)
+    result = {"split": "test", "samples": samples, "max_abs_difference": difference, "tolerance": TOLERANCE,
               "same_class": agree}
-    if difference > TOLERANCE or agree != len(eager):
+    if difference > TOLERANCE or agree != samples:
         raise DlxError(f"the exported {fmt} model disagrees with PyTorch on the test split: probabilities differ by "
-                       f"up to {difference:.3g} (allowed {TOLERANCE}) and {len(eager) - agree} of {len(eager)} "
+                       f"up to {difference:.3g} (allowed {TOLERANCE}) and {samples - agree} of {samples} "
                        "predicted classes differ. Try another format.", file=path)
     return result
 

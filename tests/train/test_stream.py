@@ -182,3 +182,22 @@ def test_batches_cover_each_sample_once_and_drop_a_last_batch_of_one_when_shuffl
     assert len(set(kept)) == len(kept) and len(kept) == (n - 1 if n % batch_size == 1 and n > 1 else n)
     assert len(shuffled) == batch_count(n, batch_size, shuffle=True)
     assert len(in_order) == batch_count(n, batch_size, shuffle=False)
+
+
+def test_an_ensemble_of_streamed_runs_reads_their_splits_a_batch_at_a_time(folder_spec, tmp_path, monkeypatch):
+    from ensemble.api import build_ensemble
+    from ensemble.predictions import member_log_probs
+    from train.data.lazy import LazyArray
+    runs = [train(folder_spec("data.cache=stream", f"train.optimizer.lr={lr}"), out=tmp_path / f"lr{lr}")
+            for lr in (0.01, 0.003)]
+    read = []
+    original = LazyArray.read_many
+    monkeypatch.setattr(LazyArray, "read_many", lambda self, positions: read.append(len(positions)) or
+                        original(self, positions))
+    monkeypatch.setattr("ensemble.predictions.member_log_probs",
+                        lambda *args, **kwargs: member_log_probs(*args, **{**kwargs, "batch_size": 8}))
+    result = build_ensemble([run.run_dir for run in runs], method="average", out=tmp_path / "ensemble", device="cpu")
+    assert sum(read) == 2 * sum(result["samples"].values()) and max(read) <= 8  # both members, all, 8 at a time
+    for member, run in zip(result["members"], runs):  # what each run scored on its streamed test split itself
+        assert member["test_accuracy"] == pytest.approx(run.summary["test_accuracy"])
+        assert member["test_nll"] == pytest.approx(run.summary["test_loss"], rel=1e-4)
