@@ -19,10 +19,11 @@ from ensemble.labels import differences, identifiers
 from ensemble.members import Member, check_compatible, load_members
 from ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metric_key, stacking
 from ensemble.metrics import confusion, nll, scores
-from ensemble.predictions import ScaledInputs, cached_log_probs
+from ensemble.predictions import cached_log_probs
 from ensemble.records import record_ensemble
 from ensemble.selection import Fitted, Selection, fit, select
 from train.data import check_split_compatible, load_splits
+from train.data.access import ScaledInputs
 from train.evaluate import SPLITS
 from train.mlflow_log import Tracking
 from train.outdir import claim

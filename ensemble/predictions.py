@@ -10,25 +10,8 @@ import torch
 
 from ensemble.members import Member
 from core.files import atomic_write
+from train.data.access import ScaledInputs
 from train.evaluate import SPLITS, load_run_model
-
-
-class ScaledInputs:
-    """A split's inputs scaled to [0, 1], converted a slice at a time: a split streamed from disk (a lazy array of
-    image files or a memory-mapped .npy) is decoded batch by batch, never whole, and never held as float32."""
-
-    def __init__(self, x, scale: float):
-        self.x, self.scale = x, np.float32(scale)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    @property
-    def ndim(self) -> int:
-        return self.x.ndim
-
-    def __getitem__(self, key: slice) -> np.ndarray:
-        return np.asarray(self.x[key], dtype=np.float32) * self.scale
 
 
 def cache_path(member: Member) -> Path:

@@ -98,19 +98,20 @@ def lr_curve(history: list[dict], report: Report, out: Path) -> None:
 
 
 def test_predictions(folder: Path):
-    """(raw test inputs scaled to [0, 1], labels, logits, class names) from the run's best checkpoint."""
+    """(test inputs scaled to [0, 1] as they are read, labels, log-probabilities, class names) from the run's best
+    checkpoint."""
     import torch
     from train.data import load_splits
-    from train.data.tensors import TensorData
+    from train.data.access import ScaledInputs, open_split
     from train.device import pick_device
     from train.evaluate import load_run_model
     from train.loop import predict_logits
     model, spec, checkpoint = load_run_model(folder)
     plan = pick_device(spec.device)
     splits = load_splits(spec.data)
-    data = TensorData(splits, "test", plan.device)
+    data = open_split(splits, "test", plan.device)  # streamed when the run streamed: never decoded whole
     logits = predict_logits(plan.place(model), data, plan).float().cpu()
-    unit = splits.x["test"].astype(np.float32) * np.float32(splits.scale)
+    unit = ScaledInputs(splits.x["test"], splits.scale)  # the grid decodes only the images it shows
     names = list(checkpoint["data"].get("class_names") or splits.class_names)
     return unit, splits.y["test"].astype(np.int64), torch.log_softmax(logits, 1).numpy(), names
 

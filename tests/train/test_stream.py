@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,20 @@ def test_an_ensemble_of_streamed_runs_reads_their_splits_a_batch_at_a_time(folde
     for member, run in zip(result["members"], runs):  # what each run scored on its streamed test split itself
         assert member["test_accuracy"] == pytest.approx(run.summary["test_accuracy"])
         assert member["test_nll"] == pytest.approx(run.summary["test_loss"], rel=1e-4)
+
+
+def test_the_report_of_a_streamed_run_decodes_only_the_images_it_shows(folder_spec, tmp_path, monkeypatch):
+    from report import make_report
+    from report.figures_run import WORST
+    from train.data.lazy import ImageFiles
+    run = train(folder_spec("data.cache=stream", "data.workers=0", "data.test_split=0.6"), out=tmp_path / "run")
+    decoded = []
+    original = ImageFiles.read
+    monkeypatch.setattr(ImageFiles, "read", lambda self, i: decoded.append(i) or original(self, i))
+    result = make_report(run.run_dir, out=tmp_path / "report")
+    numbers = json.loads(Path(result["json"]).read_text())["numbers"]
+    assert numbers["test_accuracy_recomputed"] == pytest.approx(run.summary["test_accuracy"])
+    shown = min(WORST, numbers["test_samples"])
+    assert numbers["test_samples"] > WORST  # so that decoding the split whole would show in the count
+    assert any(f["name"] == "worst_test_images" for f in result["figures"])
+    assert len(decoded) == numbers["test_samples"] + shown  # each test image once to predict, then the grid
