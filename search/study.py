@@ -8,6 +8,7 @@ machines, after `GRACE_SECONDS` without a beat.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import importlib.util
@@ -112,6 +113,8 @@ def open_storage(url: str, heartbeat: bool = True):
             "heartbeat_stale_trial_callback": requeue_stale} if heartbeat else {}
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
+        if sqlite:
+            _create_sqlite_whole(url, engine_kwargs)
         storage = _create_tables(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat))
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise DlxError(f"the storage URL {shown} is not a database URL Optuna can use ({_first_line(exc)}); "
@@ -155,6 +158,26 @@ def _serialise_sqlite(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections opened so far were made before the listener
+
+
+def _create_sqlite_whole(url: str, engine_kwargs: dict) -> None:
+    """A new SQLite storage appears with all of Optuna's tables and indexes, or not at all. Optuna creates them one
+    statement at a time, so a search killed meanwhile left a `studies` table without its unique index on the name,
+    and the resumed search inserted the study again: workers then failed with "Multiple rows were found". So the
+    tables are made in a temporary file beside it, which is then linked into place (never over a file another
+    process linked first)."""
+    path = Path(url.split(":///", 1)[1]) if ":///" in url and "?" not in url else None
+    if path is None or str(path) in ("", ":memory:") or path.exists():
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{temporary}", engine_kwargs=engine_kwargs)
+        storage.engine.dispose()
+        with contextlib.suppress(FileExistsError):  # another process's storage is already in place: use that one
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _create_tables(create: Callable, attempts: int = 5):

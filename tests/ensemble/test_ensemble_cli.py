@@ -150,7 +150,7 @@ def _digits_test(runs):
     from ensemble.api import shared_data
     from ensemble.members import load_member
     unit, y = shared_data(load_member(runs["mlp"]))
-    return unit["test"], y["test"]
+    return unit["test"][:], y["test"]
 
 
 def test_predict_on_npz_channels_last(runs, weighted, tmp_path):

@@ -42,7 +42,8 @@ def test_two_processes_train_like_one_and_write_one_run_folder(tmp_path):
     by_size = {summary(folder)["world_size"]: folder for folder in folders}
     single, double = by_size[1], by_size[2]
     assert summary(double)["status"] == "finished" and epochs_recorded(double) == list(range(1, 13))
-    assert abs(summary(double)["val_accuracy"] - summary(single)["val_accuracy"]) <= 0.01
+    two_images = 2 / 143 + 1e-6  # digits' validation split: DDP's reductions and per-rank batch statistics differ
+    assert abs(summary(double)["val_accuracy"] - summary(single)["val_accuracy"]) <= two_images
     assert summary(double)["test_accuracy"] >= summary(single)["test_accuracy"] - 0.02
     assert two.stdout.count(f"run folder: {double}\n") == 1  # rank 0 alone reports, with the path whole
     assert "best epoch" in one.stdout
