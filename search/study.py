@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import socket
+import sqlite3
 import time
 import warnings
 import zlib
@@ -114,7 +115,7 @@ def open_storage(url: str, heartbeat: bool = True):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         if sqlite:
-            _create_sqlite_whole(url, engine_kwargs)
+            _create_sqlite_whole(url)
         storage = _create_tables(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat))
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise DlxError(f"the storage URL {shown} is not a database URL Optuna can use ({_first_line(exc)}); "
@@ -160,20 +161,33 @@ def _serialise_sqlite(engine) -> None:
     engine.dispose()  # connections opened so far were made before the listener
 
 
-def _create_sqlite_whole(url: str, engine_kwargs: dict) -> None:
+def _create_sqlite_whole(url: str) -> None:
     """A new SQLite storage appears with all of Optuna's tables and indexes, or not at all. Optuna creates them one
     statement at a time, so a search killed meanwhile left a `studies` table without its unique index on the name,
     and the resumed search inserted the study again: workers then failed with "Multiple rows were found". So the
-    tables are made in a temporary file beside it, which is then linked into place (never over a file another
-    process linked first)."""
+    tables are made in a hidden temporary file beside it (no rollback journal: a half-made one is never used), which
+    is synced and then linked into place, never over a file another process linked first."""
     path = Path(url.split(":///", 1)[1]) if ":///" in url and "?" not in url else None
-    if path is None or str(path) in ("", ":memory:") or path.exists():
+    if path is None or str(path) in ("", ":memory:"):
+        return
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while creating
+        pid = stale.name.removeprefix(f".{path.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    if path.exists():
         return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
+
+    def connect():
+        connection = sqlite3.connect(temporary, timeout=SQLITE_TIMEOUT, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=OFF")
+        return connection
+
     try:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{temporary}", engine_kwargs=engine_kwargs)
-        storage.engine.dispose()
+        optuna.storages.RDBStorage(f"sqlite:///{temporary}", engine_kwargs={"creator": connect}).engine.dispose()
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
         with contextlib.suppress(FileExistsError):  # another process's storage is already in place: use that one
             os.link(temporary, path)
     finally:

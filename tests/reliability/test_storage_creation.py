@@ -48,11 +48,14 @@ def test_a_kill_while_the_storage_is_created_leaves_it_whole_or_absent(tmp_path)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         outcomes.add(path.exists())
+        hidden = list(tmp_path.glob(f".{path.name}*"))
+        assert all(f.name.endswith(".tmp") for f in hidden), hidden  # only a hidden temporary file, no journal
         if path.exists():
             assert schema(path) == whole, f"attempt {attempt}: a partial schema"
         storage = open_storage(f"sqlite:///{path}", heartbeat=False)  # what a resumed search does
         for _ in range(2):
             optuna.create_study(storage=storage, study_name="space", load_if_exists=True)
         assert len(optuna.get_all_study_summaries(storage)) == 1
+        assert not list(tmp_path.glob(f".{path.name}*"))  # the killed process's temporary file is cleaned up
         storage.engine.dispose()
     assert outcomes == {False, True}  # kills landed both before and after the storage appeared
