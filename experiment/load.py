@@ -26,7 +26,7 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def _describe(error: dict, model: type[BaseModel]) -> str:
+def _describe(error: dict, model: type[BaseModel], hint: bool = True) -> str:
     kind, loc = error["type"], error["loc"]
     if kind == "extra_forbidden":
         known = _fields_at(model, loc)
@@ -38,7 +38,7 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
     if kind != "value_error" and not isinstance(got, (dict, list)):
         message = f"{message} (got {got!r})"
     message = message[0].lower() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")  # never "?."
-    return message + choice_hint(error)
+    return message + (choice_hint(error) if hint else "")
 
 
 def choice_hint(error: dict) -> str:
@@ -48,15 +48,32 @@ def choice_hint(error: dict) -> str:
     return did_you_mean(error["input"], re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", ""))))
 
 
+UNION_MEMBER = re.compile(r"^(literal\[|list\[|dict\[|tuple\[|constrained-|int$|float$|str$|bool$|none$)")
+
+
+def _key_path(loc) -> tuple:
+    """pydantic's location less its internal labels: validator wrappers, and the member of a plain union that was
+    tried (`train.precise_bn.literal['auto','off']` is the key `train.precise_bn`)."""
+    return tuple(p for p in loc if not (isinstance(p, str) and (p.startswith(("function-", "tagged-union"))
+                                                               or UNION_MEMBER.match(p))))
+
+
 def validation_error(exc: ValidationError, model: type[BaseModel], file, text: str | None) -> DlxError:
-    """Turn pydantic's report into one DlxError naming the first problem (and counting the rest)."""
+    """Turn pydantic's report into one DlxError naming the first problem (and counting the rest); the members of a
+    union that all refused one value make one problem: "input should be 'auto' or 'off'; or a valid integer"."""
     errors = exc.errors()
-    first = errors[0]
-    loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))]
+    loc = _key_path(errors[0]["loc"])
+    same = [e for e in errors if _key_path(e["loc"]) == loc]
+    others = len(errors) - len(same)
     key = ".".join(str(p) for p in loc) or None
-    more = f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} after this one.)" if len(errors) > 1 else ""
-    line = line_of(text, loc) if text else None
-    return DlxError(_describe(first, model) + more, file=file, key=key, line=line)
+    more = f" ({others} more problem{'s' if others > 1 else ''} after this one.)" if others else ""
+    line = line_of(text, list(loc)) if text else None
+    if len(same) == 1:
+        message = _describe({**errors[0], "loc": loc}, model)
+    else:
+        described = "; or ".join(_describe({**e, "loc": loc}, model, hint=False).rstrip(".") for e in same)
+        message = described + "." + next((h for h in map(choice_hint, same) if h), "")
+    return DlxError(message + more, file=file, key=key, line=line)
 
 
 def parse_sections(data: dict, file: str | Path | None = None, text: str | None = None) -> ExperimentSpec:
