@@ -90,7 +90,11 @@ class Dlx:
             children = psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             children = []
-        os.kill(self.pid, signal.SIGKILL)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended (and was reaped) between the check above and now
+            self.process.join()
+            return False
         self.process.join(30)
         # `dlx search --workers N` workers die with their parent (PR_SET_PDEATHSIG); wait until they have
         _, alive = psutil.wait_procs(children, timeout=30)
