@@ -2,15 +2,15 @@
 
 Validating a spec needs no torch, so the names that build models load torch on first use, not on `import archs`.
 """
-from archs.check import load_spec, validate_spec
-from archs.parse import LayerNode, check_vars_referenced, parse_model
-from archs.registry import ACTIVATIONS, LAYERS, PRESETS
-from core.lazy import lazy_attributes
+from dlx.archs.check import load_spec, validate_spec
+from dlx.archs.parse import LayerNode, check_vars_referenced, parse_model
+from dlx.archs.registry import ACTIVATIONS, LAYERS, PRESETS
+from dlx.core.lazy import lazy_attributes
 
 __getattr__, _WITH_TORCH = lazy_attributes(__name__, {
-    "archs.builder": ["DlxNet", "LayerRow", "MAX_PARAMS", "build_model", "count_params", "keras_shape"],
-    "archs.summary": ["summarize", "summary_inputs"],
-    "archs.keras_import": ["KerasImport", "import_keras", "spec_yaml"],  # torch-free; loaded by `dlx import` only
+    "dlx.archs.builder": ["DlxNet", "LayerRow", "MAX_PARAMS", "build_model", "count_params", "keras_shape"],
+    "dlx.archs.summary": ["summarize", "summary_inputs"],
+    "dlx.archs.keras_import": ["KerasImport", "import_keras", "spec_yaml"],  # torch-free; loaded by `dlx import` only
 })
 
 __all__ = ["ACTIVATIONS", "LAYERS", "PRESETS", "LayerNode", "check_vars_referenced", "load_spec", "parse_model",

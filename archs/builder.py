@@ -9,12 +9,12 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from archs import modules
-from archs.graph import MODEL_INPUT, Step, is_chain, plan
-from archs.merge import Identity
-from archs.parse import INPUT, LayerNode, parse_model
-from archs.vocabulary import describe
-from core.errors import DlxError
+from dlx.archs import modules
+from dlx.archs.graph import MODEL_INPUT, Step, is_chain, plan
+from dlx.archs.merge import Identity
+from dlx.archs.parse import INPUT, LayerNode, parse_model
+from dlx.archs.vocabulary import describe
+from dlx.core.errors import DlxError
 
 
 @dataclass

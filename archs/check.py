@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archs.graph import wire
-from archs.parse import check_vars_referenced, parse_model
-from core.errors import DlxError
-from experiment.load import parse_sections, read_spec_file, split_key
-from experiment.schema import ExperimentSpec
-from experiment.yamlio import line_of
+from dlx.archs.graph import wire
+from dlx.archs.parse import check_vars_referenced, parse_model
+from dlx.core.errors import DlxError
+from dlx.experiment.load import parse_sections, read_spec_file, split_key
+from dlx.experiment.schema import ExperimentSpec
+from dlx.experiment.yamlio import line_of
 
 
 def validate_spec(data: dict, file: str | Path | None = None, text: str | None = None,

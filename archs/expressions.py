@@ -8,7 +8,7 @@ import operator
 import re
 from typing import Any
 
-from core.errors import DlxError, did_you_mean
+from dlx.core.errors import DlxError, did_you_mean
 
 _REF = re.compile(r"\$\{([^}]*)\}")
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archs.merge import MergeLayer, ShapeMismatch
-from archs.parse import INPUT, LayerNode
-from archs.vocabulary import Residual, describe
-from core.errors import DlxError, did_you_mean
+from dlx.archs.merge import MergeLayer, ShapeMismatch
+from dlx.archs.parse import INPUT, LayerNode
+from dlx.archs.vocabulary import Residual, describe
+from dlx.core.errors import DlxError, did_you_mean
 
 MODEL_INPUT = -1  # the source index of the model's input
 

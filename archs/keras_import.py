@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from archs.parse import INPUT, WIRING
-from archs.registry import LAYERS
-from archs.vocabulary import Layer, Repeat, Residual
-from core.errors import DlxError
+from dlx.archs.parse import INPUT, WIRING
+from dlx.archs.registry import LAYERS
+from dlx.archs.vocabulary import Layer, Repeat, Residual
+from dlx.core.errors import DlxError
 
 MAX_CONFIG_BYTES = 64 * 2**20  # a config.json is kilobytes; refuse to read a runaway one
 IGNORED = ("name", "trainable", "dtype", "seed", "synchronized", "renorm_clipping", "renorm_momentum")

@@ -11,13 +11,13 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archs.geometry import Pair, pair
-from archs.registry import LAYERS
-from archs.vocabulary import Layer, WithActivation, describe
-from core.errors import DlxError
-from core.lazy import lazy_module
+from dlx.archs.geometry import Pair, pair
+from dlx.archs.registry import LAYERS
+from dlx.archs.vocabulary import Layer, WithActivation, describe
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
 
-kmodules = lazy_module("archs.keras_modules")  # torch: loaded by the first build()
+kmodules = lazy_module("dlx.archs.keras_modules")  # torch: loaded by the first build()
 
 Sides = int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
 

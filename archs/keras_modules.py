@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archs.modules import activation, chain
+from dlx.archs.modules import activation, chain
 
 
 def zero_pad(amounts) -> nn.Module:

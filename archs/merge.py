@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from archs.registry import LAYERS
-from archs.vocabulary import Layer
-from core.lazy import lazy_module
+from dlx.archs.registry import LAYERS
+from dlx.archs.vocabulary import Layer
+from dlx.core.lazy import lazy_module
 
-modules = lazy_module("archs.modules")
+modules = lazy_module("dlx.archs.modules")
 
 
 class ShapeMismatch(ValueError):

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archs.geometry import pair, same_pads
-from archs.registry import ACTIVATIONS
+from dlx.archs.geometry import pair, same_pads
+from dlx.archs.registry import ACTIVATIONS
 
 
 def activation(name: str | None) -> nn.Module | None:

@@ -17,14 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import archs.keras_layers  # registers ZeroPadding2D, ReLU, Reshape, Conv2DTranspose, ...
-import archs.merge  # noqa: F401 - registers the merge layers
-import archs.vocabulary as vocabulary  # noqa: PLR0402 - registers the layers; `from archs` would loop via __init__
-from archs.expressions import referenced_names, substitute
-from archs.registry import LAYERS, PRESETS
-from core.errors import DlxError, did_you_mean
-from experiment.load import choice_hint
-from experiment.yamlio import load_yaml_mapping
+import dlx.archs.keras_layers  # registers ZeroPadding2D, ReLU, Reshape, Conv2DTranspose, ...
+import dlx.archs.merge  # noqa: F401 - registers the merge layers
+import dlx.archs.vocabulary as vocabulary  # noqa: PLR0402 - registers the layers; `from archs` would loop via __init__
+from dlx.archs.expressions import referenced_names, substitute
+from dlx.archs.registry import LAYERS, PRESETS
+from dlx.core.errors import DlxError, did_you_mean
+from dlx.experiment.load import choice_hint
+from dlx.experiment.yamlio import load_yaml_mapping
 
 MAX_LAYERS = 10_000
 INPUT = "input"  # the model input's name in `inputs:`

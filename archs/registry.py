@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.registry import Registry
+from dlx.core.registry import Registry
 
 LAYERS: Registry[type] = Registry("layer type", key="model.layers")  # filled by archs.vocabulary
 

@@ -7,8 +7,8 @@ from dataclasses import asdict
 
 import torch
 
-from archs.builder import build_model, count_params, keras_shape
-from core.errors import DlxError
+from dlx.archs.builder import build_model, count_params, keras_shape
+from dlx.core.errors import DlxError
 
 MAX_INPUT_VALUES = 2 ** 24  # 64 MB of float32 per image: beyond any model dlx is meant for
 

@@ -11,12 +11,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from archs.geometry import Pair, conv_out_shape, pair, projection_stride
-from archs.registry import ACTIVATIONS, LAYERS
-from core.errors import DlxError
-from core.lazy import lazy_module
+from dlx.archs.geometry import Pair, conv_out_shape, pair, projection_stride
+from dlx.archs.registry import ACTIVATIONS, LAYERS
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
 
-modules = lazy_module("archs.modules")  # torch: loaded by the first build(), not by validating a spec
+modules = lazy_module("dlx.archs.modules")  # torch: loaded by the first build(), not by validating a spec
 
 
 def describe(shape: tuple) -> str:

@@ -25,11 +25,11 @@ def main() -> None:
     parser.add_argument("--path", choices=["evaluate", "ensemble"], default="evaluate")
     args = parser.parse_args()
     import torch
-    from train.data import load_splits
-    from train.data.tensors import TensorData
-    from train.device import pick_device
-    from train.evaluate import load_run_model
-    from train.loop import predict_logits
+    from dlx.train.data import load_splits
+    from dlx.train.data.tensors import TensorData
+    from dlx.train.device import pick_device
+    from dlx.train.evaluate import load_run_model
+    from dlx.train.loop import predict_logits
     torch.set_num_threads(args.threads)
     if args.path == "ensemble":
         return ensemble_member(args)
@@ -47,9 +47,9 @@ def main() -> None:
 
 def ensemble_member(args) -> None:
     import numpy as np
-    from ensemble.members import load_member
-    from ensemble.predictions import load_model, member_log_probs
-    from train.data import load_splits
+    from dlx.ensemble.members import load_member
+    from dlx.ensemble.predictions import load_model, member_log_probs
+    from dlx.train.data import load_splits
     member = load_member(Path(args.run_dir))
     splits = load_splits(member.spec.data)
     unit = splits.x[args.split].astype(np.float32) * np.float32(splits.scale)

@@ -41,13 +41,13 @@ DATA_OVERRIDES: list[str] = []  # --data mnist5k: where every pool member and tr
 
 
 def time_weight_fit(members=20, samples=10_000, classes=10, repeats=3) -> dict:
-    from ensemble.methods import get_method
+    from dlx.ensemble.methods import get_method
     rng = np.random.default_rng(0)
     y = rng.integers(0, classes, samples)
     logits = rng.normal(size=(members, samples, classes)) + rng.uniform(0.5, 3, (members, 1, 1)) * np.eye(classes)[y]
     log_probs = (logits - np.log(np.exp(logits).sum(2, keepdims=True))).astype(np.float32)
     result = {"members": members, "samples": samples, "classes": classes, "threads": torch.get_num_threads()}
-    from ensemble.selection import select
+    from dlx.ensemble.selection import select
     for name, fit in (("weighted", get_method("weighted")), ("greedy", get_method("greedy")), ("auto", select)):
         seconds = []
         for _ in range(repeats if name != "auto" else 1):
@@ -59,8 +59,8 @@ def time_weight_fit(members=20, samples=10_000, classes=10, repeats=3) -> dict:
 
 
 def train_pool(pool: dict, folder: Path, quick: bool) -> list[Path]:
-    from archs.check import load_spec
-    from train.run import train
+    from dlx.archs.check import load_spec
+    from dlx.train.run import train
     for name, (overrides, quick_epochs, epochs) in pool.items():
         if (folder / name / "checkpoints" / "best.pt").is_file():
             continue  # --runs-folder: trained by an earlier call
@@ -73,7 +73,7 @@ def train_pool(pool: dict, folder: Path, quick: bool) -> list[Path]:
 
 def search_pool(folder: Path, quick: bool) -> list[Path]:
     import yaml
-    from search import run_search
+    from dlx.search import run_search
     space = yaml.safe_load((ROOT / "configs" / "search_digits.yaml").read_text())
     space.update(base=str(ROOT / "configs" / "digits.yaml"), trials=SEARCH["trials"][not quick], keep=None,
                  overrides={"train.epochs": SEARCH["epochs"][not quick], "output.save_last": False,
@@ -87,7 +87,7 @@ def search_pool(folder: Path, quick: bool) -> list[Path]:
 
 def compare(paths: list[Path], out: Path) -> dict:
     """Best member, plain average and the default ensemble on test data; whether the goal is met."""
-    from ensemble.api import build_ensemble
+    from dlx.ensemble.api import build_ensemble
     result = build_ensemble(paths, method="auto", out=out)
     results = result["results"]
     row = {"members": len(result["members"]), "skipped": len(result["skipped"]), "method": result["method"],
@@ -144,7 +144,7 @@ def main() -> None:
         DATA_OVERRIDES.extend(["data.dataset=mnist", f"data.root={root}"])
     report = {"quick": args.quick, "data": args.data, "torch": torch.__version__, "weight_fit": time_weight_fit(),
               "pools": pool_comparison(args.quick, args.runs_folder)}
-    from core.files import atomic_write_json
+    from dlx.core.files import atomic_write_json
     out = Path(__file__).with_name(f"ensemble_bench{'' if args.data == 'digits' else '_' + args.data}.json")
     atomic_write_json(out, report)
     fit = report["weight_fit"]

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 def trained(name: str, folder: Path, data_root: Path) -> Path:
     """A 1-epoch run of a case of benchmarks/quality.py (every shipped config and preset, on the real data there)."""
-    from archs.check import load_spec
+    from dlx.archs.check import load_spec
     from benchmarks.quality import CASES, spec_file
-    from train.run import train
+    from dlx.train.run import train
     source, dataset = CASES[name]
     sets = ["train.epochs=1", "output.save_last=false"] + ([] if dataset == "digits" else [f"data.root={data_root}"])
     run = folder / name.replace(" ", "_")
@@ -48,9 +48,9 @@ def timed(predict, images, calls: int) -> float:
 def measure(run: Path, reps: int) -> dict:
     import numpy as np
     import torch
-    from export import export_model
-    from export.api import build_graph
-    from export.formats import FORMATS
+    from dlx.export import export_model
+    from dlx.export.api import build_graph
+    from dlx.export.formats import FORMATS
     graph, _, _ = build_graph(run)
     runtimes = {"eager": lambda x: graph(torch.from_numpy(x)).numpy()}
     for fmt in ("torchscript", "onnx"):

@@ -108,8 +108,8 @@ def run_child(args) -> dict:
     if args.compile_backend != "inductor":  # train.compile calls torch.compile(model): give it this backend
         torch.compile = functools.partial(torch.compile, backend=args.compile_backend)
     if args.child == "dlx":
-        from archs.check import load_spec
-        from train import train
+        from dlx.archs.check import load_spec
+        from dlx.train import train
         torch.set_num_threads(args.threads)
         result = train(load_spec(args.spec, args.set), out=args.run_out, quiet=True, test=False)
         lines = (Path(args.run_out) / "metrics.jsonl").read_text().splitlines()
@@ -306,7 +306,7 @@ def main() -> None:
     from rich.console import Console
     Console(width=80).print(table(rows, title))
     out = args.out or ROOT / "benchmarks" / ("gpu_dry_run.json" if dry else "gpu.json")
-    from core.files import atomic_write_json
+    from dlx.core.files import atomic_write_json
     atomic_write_json(out, {"machine": machine(dry), "dry_run": dry, "sizes": asdict(DRY if dry else GPU),
                             "total_seconds": total, "rows": rows})
     print(f"written: {out}", file=sys.stderr)

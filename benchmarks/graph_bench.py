@@ -75,8 +75,8 @@ def step_seconds(model: nn.Module, x: torch.Tensor, steps: int) -> float:
 
 
 def compare(name: str, device: str, rounds: int, steps: int) -> dict:
-    from archs import build_model
-    from experiment.schema import ModelSpec
+    from dlx.archs import build_model
+    from dlx.experiment.schema import ModelSpec
     shape, batch, width, blocks = CASES[name]
     graph = build_model(ModelSpec(layers=resnet_graph(width, blocks)), shape, None).to(device).train()
     assert graph.sources is not None, "the benchmark must run a graph, not a chain"
@@ -103,7 +103,7 @@ def summary_seconds(preset: str) -> tuple[float, float]:
         spec = Path(folder) / "spec.yaml"
         spec.write_text(f"model: {{preset: {preset}}}\ndata: {{dataset: image_folder, path: nowhere}}\n")
         before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cli.main", "summary", str(spec), "--input-shape", "224,224,3",
+        subprocess.run([sys.executable, "-m", "dlx", "summary", str(spec), "--input-shape", "224,224,3",
                         "--classes", "1000", "--json"], cwd=ROOT, check=True, capture_output=True)
         wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
         return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -111,8 +111,8 @@ def summary_seconds(preset: str) -> tuple[float, float]:
 
 def summarize_seconds(preset: str) -> float:
     """Seconds of `archs.summarize` alone (imports done), at 224×224×3 and 1,000 classes: the model's own share."""
-    from archs import summarize
-    from experiment.schema import ExperimentSpec
+    from dlx.archs import summarize
+    from dlx.experiment.schema import ExperimentSpec
     spec = ExperimentSpec(model={"preset": preset})
     start = time.perf_counter()
     summarize(spec, (3, 224, 224), 1000)

@@ -80,7 +80,7 @@ def overrides(dataset: str, data_root: Path, max_epochs: int | None, spec) -> li
 
 
 def run_dlx(spec_path: Path, sets: list[str], out: Path) -> dict:
-    command = [sys.executable, "-m", "cli.main", "train", str(spec_path), "--out", str(out), "--json", "--quiet"]
+    command = [sys.executable, "-m", "dlx", "train", str(spec_path), "--out", str(out), "--json", "--quiet"]
     for item in sets:
         command += ["--set", item]
     start = time.perf_counter()
@@ -130,10 +130,10 @@ def run_plain(spec_path: Path, sets: list[str]) -> dict:
     """A hand-written loop, as a PyTorch user writes it, on the same network, data, split and seed."""
     import torch
     import torch.nn.functional as F
-    from archs.builder import build_model
-    from archs.check import load_spec
-    from train.data import load_splits
-    from train.data.tensors import make_augment
+    from dlx.archs.builder import build_model
+    from dlx.archs.check import load_spec
+    from dlx.train.data import load_splits
+    from dlx.train.data.tensors import make_augment
 
     spec = load_spec(spec_path, sets)
     splits = load_splits(spec.data)
@@ -219,7 +219,7 @@ def main() -> None:
     if args.table:
         print(table([row for path in args.table for row in json.loads(Path(path).read_text())["rows"]]))
         return
-    from archs.check import load_spec
+    from dlx.archs.check import load_spec
     names = args.only or list(CASES)
     rows = []
     with tempfile.TemporaryDirectory() as temp:

@@ -33,9 +33,9 @@ import torch.nn.functional as F  # noqa: E402
 
 def load(spec_path: str, overrides: list[str]):
     """(spec, model on the CPU, normalised tensors of a split), as dlx would build them."""
-    from archs.builder import build_model
-    from archs.check import load_spec
-    from train.data import load_splits
+    from dlx.archs.builder import build_model
+    from dlx.archs.check import load_spec
+    from dlx.train.data import load_splits
     spec = load_spec(spec_path, overrides)
     splits = load_splits(spec.data)
     torch.manual_seed(spec.seed)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-DLX = [PY, "-m", "cli.main"]
+DLX = [PY, "-m", "dlx"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 

@@ -29,7 +29,7 @@ TIMEOUT = 1200  # seconds for one sabotage's tests
 
 IN_PLACE_TEXT = '''
 
-from core.files import strict_json as _strict_json
+from dlx.core.files import strict_json as _strict_json
 
 
 def atomic_write_text(path, text):  # SABOTAGE: written in place, no temporary file, no rename

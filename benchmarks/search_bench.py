@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def run(space_file: Path, out: Path, overrides: dict, workers: int = 1) -> dict:
     import yaml
-    from search import run_search
+    from dlx.search import run_search
     data = yaml.safe_load(space_file.read_text())
     data.update(overrides)
     path = out.parent / f"{out.name}.yaml"

@@ -74,10 +74,10 @@ def child(mode: str, folder: str, workers: int, epochs: int) -> dict:
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import PILToTensor
 
-    from experiment.schema import DataSpec
-    from train.data import load_splits
-    from train.data.stream import StreamData
-    from train.data.tensors import TensorData
+    from dlx.experiment.schema import DataSpec
+    from dlx.train.data import load_splits
+    from dlx.train.data.stream import StreamData
+    from dlx.train.data.tensors import TensorData
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(1)
     Path("/proc/self/clear_refs").write_text("5")
@@ -117,9 +117,9 @@ def per_item(folder: str, count: int = 2000, rounds: int = 3) -> dict:
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import PILToTensor
 
-    from experiment.schema import DataSpec
-    from train.data import load_splits
-    from train.data.loader import _collate, _Samples
+    from dlx.experiment.schema import DataSpec
+    from dlx.train.data import load_splits
+    from dlx.train.data.loader import _collate, _Samples
     theirs = ImageFolder(folder, transform=PILToTensor())
     ours = _Samples(load_splits(DataSpec(dataset="image_folder", path=folder, cache="stream", workers=1)).x["train"])
     count = min(count, len(ours))

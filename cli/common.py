@@ -32,13 +32,14 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress di
 
 
 def friendly_errors(func):
-    """Turn DlxError into exit code 2 with one paragraph; Ctrl-C into exit code 130."""
+    """Turn DlxError into exit code 2 with one paragraph; Ctrl-C into exit code 130. A command that fails removes
+    the folders it made that hold nothing of value (train.outdir.discard_unused)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from core.errors import DlxError
+        from dlx.core.errors import DlxError
         try:
-            return func(*args, **kwargs)
+            return _discarding_unused(func, *args, **kwargs)
         except DlxError as exc:
             from rich.markup import escape
             err_console.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
@@ -50,10 +51,22 @@ def friendly_errors(func):
     return wrapper
 
 
+def _discarding_unused(func, *args, **kwargs):
+    from dlx.core.files import noting_made
+    with noting_made() as made:
+        try:
+            return func(*args, **kwargs)
+        except BaseException:
+            if made:
+                from dlx.train.outdir import discard_unused
+                discard_unused(made)
+            raise
+
+
 @contextlib.contextmanager
 def located_in(path):
     """Errors raised while using a spec (e.g. building its model) name the spec file."""
-    from core.errors import DlxError
+    from dlx.core.errors import DlxError
     try:
         yield
     except DlxError as exc:

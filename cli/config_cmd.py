@@ -6,16 +6,16 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, SetOption, friendly_errors, print_json
+from dlx.cli.common import JsonOption, SetOption, friendly_errors, print_json
 
 
 @friendly_errors
 def config(config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")], set: SetOption = None,
            json: JsonOption = False) -> None:
     """Print the fully resolved experiment spec (defaults filled in, --set applied)."""
-    from archs.check import load_spec
-    from experiment.load import spec_to_dict
-    from experiment.yamlio import dump_yaml
+    from dlx.archs.check import load_spec
+    from dlx.experiment.load import spec_to_dict
+    from dlx.experiment.yamlio import dump_yaml
     resolved = spec_to_dict(load_spec(config, set))
     if json:
         print_json(resolved)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, console, friendly_errors, print_json
-from cli.tables import EMPTY, Column, fixed
+from dlx.cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.tables import EMPTY, Column, fixed
 
 
 def _cell(value) -> str:
@@ -24,7 +24,7 @@ def _signed(value) -> str:
 
 
 def _print_rows(title: str, rows: list[dict], difference: bool = False) -> None:
-    from cli.tables import fit_table
+    from dlx.cli.tables import fit_table
     columns = [Column("key"), Column("A", 1), Column("B", 1)] + ([Column("B - A", 2, "right")] if difference else [])
     cells = [[r["key"], _cell(r["a"]), _cell(r["b"])] + ([_signed(r["difference"])] if difference else [])
              for r in rows]
@@ -44,7 +44,7 @@ def diff(a: Annotated[Path, typer.Argument(help="A run folder or spec file.")],
          b: Annotated[Path, typer.Argument(help="Another run folder or spec file.")],
          json: JsonOption = False) -> None:
     """Show what differs between two runs (or a run and a spec): spec keys, data, provenance and metrics."""
-    from report.diff import diff as compare
+    from dlx.report.diff import diff as compare
     result = compare(a, b)
     if json:
         print_json(result)

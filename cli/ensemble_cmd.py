@@ -8,9 +8,9 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from cli.common import JsonOption, console, friendly_errors, print_json
-from cli.tables import fixed
-from cli.tracking import MlflowOption, MlflowRequiredOption
+from dlx.cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.tables import fixed
+from dlx.cli.tracking import MlflowOption, MlflowRequiredOption
 
 
 class Method(str, Enum):
@@ -158,9 +158,9 @@ def ensemble(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders or
                  help="With --mlflow: the MLflow experiment (default: the first member's spec name).")] = None,
              json: JsonOption = False) -> None:
     """Combine runs into an ensemble with weights fitted on validation data (never on test data)."""
-    from core.errors import DlxError
-    from ensemble import build_ensemble
-    from train.mlflow_log import Tracking
+    from dlx.core.errors import DlxError
+    from dlx.ensemble import build_ensemble
+    from dlx.train.mlflow_log import Tracking
     if (mlflow_required or mlflow_experiment) and not mlflow:
         raise DlxError("--mlflow-required and --mlflow-experiment need --mlflow URI.", key="--mlflow")
     tracking = Tracking(mlflow, mlflow_experiment, mlflow_required) if mlflow else None

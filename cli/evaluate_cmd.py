@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.common import JsonOption, console, friendly_errors, print_json
 
 
 def confusion_table(matrix: list[list[int]], names: list[str]):
@@ -38,7 +38,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A run folder (or an e
     the recorded value range (0–1 or 0–255), and no NaN or inf. Data that no longer match are refused with exit
     code 2, naming what was expected and what was found.
     """
-    from ensemble import evaluate_folder
+    from dlx.ensemble import evaluate_folder
     result = evaluate_folder(run_dir, split)
     if json:
         print_json(result)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.common import JsonOption, console, friendly_errors, print_json
 
 
 class Format(str, Enum):
@@ -31,7 +31,7 @@ def export(source: Annotated[Path, typer.Argument(help="A run folder or an ensem
     split (probabilities within 1e-4, the same class for every sample); a model that fails is refused with exit
     code 2. `dlx predict MODEL.onnx INPUT` runs an ONNX export without PyTorch.
     """
-    from export import export_model
+    from dlx.export import export_model
     result = export_model(source, format.value, out)
     if json:
         print_json(result)

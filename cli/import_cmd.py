@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import console, friendly_errors
+from dlx.cli.common import console, friendly_errors
 
 import_app = typer.Typer(name="import", help="Turn another framework's model into a dlx spec.",
                          no_args_is_help=True, rich_markup_mode=None)
@@ -18,8 +18,8 @@ def keras(model: Annotated[Path, typer.Argument(help="A Keras 3 model file (.ker
           out: Annotated[Optional[Path], typer.Option(
               "--out", help="Write the spec here (YAML) instead of printing it.")] = None) -> None:
     """A Keras Sequential or Functional model's architecture (no weights) as a dlx spec."""
-    from archs import import_keras, spec_yaml
-    from core.files import atomic_write_text
+    from dlx.archs import import_keras, spec_yaml
+    from dlx.core.files import atomic_write_text
     result = import_keras(model)
     text = spec_yaml(result, model.name)
     if out is None:

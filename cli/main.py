@@ -7,7 +7,7 @@ import pkgutil
 
 import typer
 
-import cli
+from dlx import cli
 
 app = typer.Typer(help="dlx: train, search and ensemble deep-learning models from YAML specs.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True,
@@ -20,7 +20,7 @@ def _register_commands() -> None:
     commands, groups = [], []
     for info in pkgutil.iter_modules(cli.__path__):
         if info.name.endswith("_cmd"):
-            module = importlib.import_module(f"cli.{info.name}")
+            module = importlib.import_module(f"dlx.cli.{info.name}")
             commands.extend(module.COMMANDS)
             groups.extend(getattr(module, "GROUPS", []))  # sub-command groups: `dlx import keras`
     rank = {name: i for i, name in enumerate(ORDER)}

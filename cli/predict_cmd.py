@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, console, err_console, friendly_errors, print_json
-from core.errors import DlxError
+from dlx.cli.common import JsonOption, console, err_console, friendly_errors, print_json
+from dlx.core.errors import DlxError
 
 ResizeOption = Annotated[bool, typer.Option("--resize", help="Resize images (or .npz arrays) of another height×width "
                                                              "to the model's (bilinear); without it they are refused.")]
@@ -29,13 +29,13 @@ def predict(model: Annotated[Path, typer.Argument(help="A run folder, an ensembl
     what the model expects (the same text is under input_contract in --json).
     """
     if model.suffix.lower() == ".onnx":  # an exported model: onnxruntime, without importing torch
-        from export import predict_onnx
+        from dlx.export import predict_onnx
         if resize:
             raise DlxError("--resize is not available for an exported .onnx model; resize the images first.",
                            key="--resize")
         result = predict_onnx(model, input, out)
     else:
-        from ensemble import predict as run_predict
+        from dlx.ensemble import predict as run_predict
         result = run_predict(model, input, out, resize)
     for notice in result["notices"]:
         err_console.print(f"notice: {notice}", highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.common import JsonOption, console, friendly_errors, print_json
 
 
 def _shown(file: str, out: str) -> str:
@@ -22,7 +22,7 @@ def report(path: Annotated[Path, typer.Argument(help="A run, search or ensemble 
            open_: Annotated[bool, typer.Option("--open", help="Open report.html in the web browser.")] = False,
            json: JsonOption = False) -> None:
     """Plot a run, search or ensemble folder: PNG and SVG figures, a self-contained report.html and report.json."""
-    from report import make_report
+    from dlx.report import make_report
     result = make_report(path, out)
     if open_:
         import webbrowser
@@ -30,7 +30,7 @@ def report(path: Annotated[Path, typer.Argument(help="A run, search or ensemble 
     if json:
         print_json(result)
         return
-    from cli.tables import Column, fit_table
+    from dlx.cli.tables import Column, fit_table
     console.print(f"{result['kind']} report of {path}: {len(result['files'])} file(s) in {result['out']}",
                   highlight=False, soft_wrap=True)
     what = {"report.html": "the report: open it in a browser", "report.json": "figures and key numbers (JSON)"}

@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, console, friendly_errors, print_json
-from cli.tables import EMPTY, Column
-from core.numbers import fmt
+from dlx.cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.tables import EMPTY, Column
+from dlx.core.numbers import fmt
 
 
 STYLES = {"acc": ("fixed", 4), "int": ("thousands", 0), "s": ("fixed", 1), "": ("plain", 0)}
@@ -51,13 +51,13 @@ def runs(folder: Annotated[Path, typer.Argument(help="Folder of run folders.")] 
     """List runs, searches and ensembles with their best validation and test accuracy.
 
     The table fits the terminal: columns of less use are left out first when it is narrow (--json has them all)."""
-    from report import list_runs
+    from dlx.report import list_runs
     keys = [key.strip() for text in columns or [] for key in text.split(",") if key.strip()]
     rows = list_runs(folder, sort, filter, keys)
     if json:
         print_json(rows)
         return
-    from cli.tables import fit_table
+    from dlx.cli.tables import fit_table
     console.print(f"{len(rows)} folder(s) in {folder}", highlight=False, soft_wrap=True)
     if not rows:
         return

@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, QuietOption, SetOption, console, friendly_errors, print_json
-from cli.tracking import MlflowOption, MlflowRequiredOption, mlflow_overrides
-from core.errors import DlxError
+from dlx.cli.common import JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, print_json
+from dlx.cli.tracking import MlflowOption, MlflowRequiredOption, mlflow_overrides
+from dlx.core.errors import DlxError
 
 
 STOPPED = {"done": "stopped: the trial budget is reached", "timeout": "stopped: --timeout has passed",
@@ -45,7 +45,8 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
            mlflow: MlflowOption = None, mlflow_required: MlflowRequiredOption = False,
            quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Search hyperparameters with Optuna; each trial is a run folder; the best is scored on test data."""
-    from search import TrialDisplay, parse_devices, parse_duration, pick as pick_front, run_search
+    from dlx.search import (SearchInterrupted, TrialDisplay, parse_devices, parse_duration, pick as pick_front,
+                            run_search)
     if space is not None and space.is_dir() and pick is not None:  # a finished search: choose, run nothing
         _print_pick(pick_front(space, pick), json)
         return
@@ -62,6 +63,12 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
                             devices=parse_devices(devices) if devices is not None else None,
                             trials=trials, timeout=seconds, max_failures=max_failures, on_trial=display, pick=pick,
                             overrides=[*(set or []), *mlflow_overrides(mlflow, mlflow_required)] or None)
+    except SearchInterrupted as stop:
+        if display is not None:
+            display.close()  # the table first, the message below it
+        err_console.print(f"interrupted; the trials that were running will run again with their parameters. Continue "
+                          f"with: dlx search --resume {stop.search_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     finally:
         if display is not None:
             display.close()
@@ -74,8 +81,9 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
         return
     best = result.best
     counts = result.counts  # one phrase a line, never broken by rich: the terminal wraps a long folder if it must
+    requeued = f", {counts['requeued']} re-queued" if counts.get("requeued") else ""  # interrupted: not failures
     console.print(f"search folder: {result.search_dir}\ntrials: {counts['complete']} complete, {counts['pruned']} "
-                  f"pruned, {counts['fail']} failed; {STOPPED.get(result.stopped, result.stopped)}",
+                  f"pruned, {counts['fail']} failed{requeued}; {STOPPED.get(result.stopped, result.stopped)}",
                   highlight=False, soft_wrap=True)
     if best is None:
         console.print("no trial completed." if not counts["complete"] else "no complete trial meets the constraints.")
@@ -97,7 +105,7 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
 
 
 def _ensemble(result, k: int):
-    from cli.search_ensemble import search_ensemble
+    from dlx.cli.search_ensemble import search_ensemble
     return search_ensemble(result.search_dir, k, result.best) if result.best else None
 
 

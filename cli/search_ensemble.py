@@ -11,8 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.errors import DlxError
-from core.files import read_json
+from dlx.core.errors import DlxError
+from dlx.core.files import read_json
 
 ENSEMBLE_DIR = "ensemble"
 
@@ -31,7 +31,7 @@ def candidates(search_dir: Path) -> list[Path]:
 
 def greedy_members(paths: list[Path], k: int) -> list[Path]:
     """Up to `k` of `paths`, those greedy selection on validation data picks most often."""
-    from ensemble import build_ensemble
+    from dlx.ensemble import build_ensemble
     scratch = Path(tempfile.mkdtemp(prefix="dlx-greedy-"))
     try:
         result = build_ensemble(paths, method="greedy", out=scratch)
@@ -44,7 +44,7 @@ def greedy_members(paths: list[Path], k: int) -> list[Path]:
 def search_ensemble(search_dir: Path, k: int, best: dict | None) -> dict:
     """Build `<search_dir>/ensemble` from up to `k` trials; returns {ensemble_dir, members, ensemble, best}
     with validation and test accuracy of the ensemble and of the search's best trial."""
-    from ensemble import build_ensemble
+    from dlx.ensemble import build_ensemble
     if k < 2:
         raise DlxError(f"--ensemble needs K >= 2 (an ensemble of one is its member), but got {k}.", key="--ensemble")
     paths = candidates(search_dir)

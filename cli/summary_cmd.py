@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import JsonOption, SetOption, console, friendly_errors, located_in, print_json
+from dlx.cli.common import JsonOption, SetOption, console, friendly_errors, located_in, print_json
 
 InputShapeOption = Annotated[Optional[str], typer.Option(
     "--input-shape", help="H,W,C (or F for flat features): use this input instead of the dataset's.")]
@@ -18,13 +18,13 @@ ClassesOption = Annotated[Optional[int], typer.Option(
 def summary(config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")], set: SetOption = None,
             input_shape: InputShapeOption = None, classes: ClassesOption = None, json: JsonOption = False) -> None:
     """Show each layer's output shape and parameters, as Keras's model.summary()."""
-    from archs.summary import summarize, summary_inputs
-    from archs.check import load_spec
+    from dlx.archs.summary import summarize, summary_inputs
+    from dlx.archs.check import load_spec
     shape, classes = summary_inputs(input_shape, classes)
     spec = load_spec(config, set)
     with located_in(config):
         if shape is None or classes is None:  # the dataset supplies only what is not given
-            from train.data import dataset_info
+            from dlx.train.data import dataset_info
             info = dataset_info(spec.data)
             shape = info.input_shape if shape is None else shape
             classes = info.classes if classes is None else classes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.numbers import fmt
+from dlx.core.numbers import fmt
 
 EMPTY = "-"  # a cell with no value
 

@@ -6,10 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import (JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, located_in,
+from dlx.cli.common import (JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, located_in,
                         print_json)
-from cli.tables import fixed
-from cli.tracking import MlflowOption, MlflowRequiredOption, mlflow_overrides
+from dlx.cli.tables import fixed
+from dlx.cli.tracking import MlflowOption, MlflowRequiredOption, mlflow_overrides
 
 
 @friendly_errors
@@ -32,8 +32,8 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
           mlflow: MlflowOption = None, mlflow_required: MlflowRequiredOption = False,
           quiet: QuietOption = False, json: JsonOption = False) -> None:
     """Train a model from a YAML spec and write a run folder; or continue one with --resume."""
-    from core.errors import DlxError
-    from train.run import RunAlreadyFinished, RunResult, TrainingInterrupted, train as run_training
+    from dlx.core.errors import DlxError
+    from dlx.train.run import RunAlreadyFinished, RunResult, TrainingInterrupted, train as run_training
     if config is None and resume is None:
         raise DlxError("dlx train needs a spec file to start a run (dlx train configs/digits.yaml) or --resume "
                        "RUN_DIR to continue one.")
@@ -44,7 +44,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
                        "run, set the spec's epochs with --set train.epochs=N.", key="--epochs")
     spec = None
     if config is not None:
-        from archs.check import load_spec
+        from dlx.archs.check import load_spec
         spec = load_spec(config, [*(set or []), *mlflow_overrides(mlflow)])
         if mlflow_required:
             if spec.train.log.mlflow is None:
@@ -57,7 +57,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
         raise DlxError("--mlflow can't change a run being resumed; its spec is fixed in its checkpoint (a run that "
                        "logged to MLflow goes on logging to the same MLflow run).", key="--mlflow")
     if nproc is not None and nproc > 1:
-        from train.distributed import check_launchable, launch, world_from_env
+        from dlx.train.distributed import check_launchable, launch, world_from_env
         if world_from_env().distributed:
             raise DlxError("--nproc launches torchrun itself; under torchrun, leave it out.", key="--nproc")
         if spec is not None:
@@ -69,7 +69,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
             result = run_training(spec, out=out, resume=resume, quiet=quiet or json, epochs=epochs, spec_file=config,
                                   test=test)
     except RunAlreadyFinished as finished:  # not an error: the run is as complete as resuming would make it
-        from train.rundir import read_summary
+        from dlx.train.rundir import read_summary
         err_console.print(f"note: {finished.message}", highlight=False, soft_wrap=True)
         result = RunResult(resume, read_summary(resume))
     except TrainingInterrupted as stop:

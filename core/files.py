@@ -6,7 +6,40 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+
+_MADE: list[list[Path]] = []  # the folders made within each open `noting_made` block, innermost last
+
+
+@contextmanager
+def noting_made() -> Iterator[list[Path]]:
+    """The folders this process makes within the block (`note_made`, `make_folder`), so that a command that fails
+    can remove those it left holding nothing of value (train.outdir.discard_unused). Costs no imports."""
+    made: list[Path] = []
+    _MADE.append(made)
+    try:
+        yield made
+    finally:
+        _MADE.pop()
+
+
+def note_made(folder: str | Path) -> None:
+    """Record that this process just made `folder` (kept only inside a `noting_made` block)."""
+    if _MADE:
+        _MADE[-1].append(Path(os.path.abspath(folder)))
+
+
+def make_folder(folder: str | Path) -> Path:
+    """`mkdir -p folder`, noting each folder it made (`note_made`)."""
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for made in reversed(missing):
+        note_made(made)
+    return folder
 
 
 def fsync_dir(folder: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, Iterator, TypeVar
 
-from core.errors import DlxError, unknown_name
+from dlx.core.errors import DlxError, unknown_name
 
 T = TypeVar("T")
 

@@ -1,12 +1,12 @@
 """Ensembles of trained runs: fit the pooling on validation data (`build_ensemble`), score it (`evaluate_folder`
 decides "run or ensemble" for `dlx evaluate`) and predict new inputs (`predict`)."""
-from ensemble.api import (build_ensemble, check_options, evaluate_ensemble, fit_pool, member_predictions,
+from dlx.ensemble.api import (build_ensemble, check_options, evaluate_ensemble, fit_pool, member_predictions,
                           shared_data)
-from ensemble.evaluate import evaluate_folder, is_ensemble_folder
-from ensemble.folder import EnsembleModel, load_ensemble, load_model
-from ensemble.methods import METHODS, METRICS, get_method
-from ensemble.predict import predict
-from ensemble.temperature import apply_temperature
+from dlx.ensemble.evaluate import evaluate_folder, is_ensemble_folder
+from dlx.ensemble.folder import EnsembleModel, load_ensemble, load_model
+from dlx.ensemble.methods import METHODS, METRICS, get_method
+from dlx.ensemble.predict import predict
+from dlx.ensemble.temperature import apply_temperature
 
 __all__ = ["EnsembleModel", "METHODS", "METRICS", "apply_temperature", "build_ensemble", "check_options",
            "evaluate_ensemble", "evaluate_folder", "fit_pool", "get_method", "is_ensemble_folder", "load_ensemble",

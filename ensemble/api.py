@@ -10,25 +10,25 @@ from typing import Optional
 
 import numpy as np
 
-from core.errors import DlxError, unknown_name
-from ensemble.device import prediction_device
-from ensemble.diversity import DUPLICATE_ADVICE, DUPLICATE_BELOW, member_diversity, pairs
-from ensemble.folder import EnsembleModel, load_ensemble, write_folder
-from ensemble.explain import member_reason
-from ensemble.labels import differences, identifiers
-from ensemble.members import Member, check_compatible, load_members
-from ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metric_key, stacking
-from ensemble.metrics import confusion, nll, scores
-from ensemble.predictions import cached_log_probs
-from ensemble.records import record_ensemble
-from ensemble.selection import Fitted, Selection, fit, select
-from train.data import check_split_compatible, load_splits
-from train.data.access import ScaledInputs
-from train.evaluate import SPLITS
-from train.mlflow_log import Tracking
-from train.outdir import claim
-from train.provenance import new_session
-from train.rundir import ensure_writable, new_run_dir
+from dlx.core.errors import DlxError, unknown_name
+from dlx.ensemble.device import prediction_device
+from dlx.ensemble.diversity import DUPLICATE_ADVICE, DUPLICATE_BELOW, member_diversity, pairs
+from dlx.ensemble.folder import EnsembleModel, load_ensemble, write_folder
+from dlx.ensemble.explain import member_reason
+from dlx.ensemble.labels import differences, identifiers
+from dlx.ensemble.members import Member, check_compatible, load_members
+from dlx.ensemble.methods import DROP_BELOW, METRICS, Combination, get_method, metric_key, stacking
+from dlx.ensemble.metrics import confusion, nll, scores
+from dlx.ensemble.predictions import cached_log_probs
+from dlx.ensemble.records import record_ensemble
+from dlx.ensemble.selection import Fitted, Selection, fit, select
+from dlx.train.data import check_split_compatible, load_splits
+from dlx.train.data.access import ScaledInputs
+from dlx.train.evaluate import SPLITS
+from dlx.train.mlflow_log import Tracking
+from dlx.train.outdir import claim
+from dlx.train.provenance import new_session
+from dlx.train.rundir import ensure_writable, new_run_dir
 
 
 def shared_data(member: Member) -> tuple[dict, dict]:

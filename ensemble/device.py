@@ -3,8 +3,8 @@ the prediction cache, keyed by the checkpoint alone, holds the same numbers whic
 rounding: TF32 convolutions on CUDA)."""
 from __future__ import annotations
 
-from core.errors import DlxError
-from core.lazy import lazy_module
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
 
 torch = lazy_module("torch")
 

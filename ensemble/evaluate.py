@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import DlxError
-from ensemble.api import evaluate_ensemble
-from experiment.yamlio import load_yaml_mapping
-from train.evaluate import evaluate_run
+from dlx.core.errors import DlxError
+from dlx.ensemble.api import evaluate_ensemble
+from dlx.experiment.yamlio import load_yaml_mapping
+from dlx.train.evaluate import evaluate_run
 
 
 def is_ensemble_folder(folder: str | Path) -> bool:

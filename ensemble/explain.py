@@ -2,7 +2,7 @@
 the others and what the ensemble loses without it (or why it was dropped)."""
 from __future__ import annotations
 
-from ensemble.selection import BEST_MEMBER, PLAIN_AVERAGE
+from dlx.ensemble.selection import BEST_MEMBER, PLAIN_AVERAGE
 
 WEAKER_BY = 0.02  # a dropped member this far below the best validation accuracy is called weaker
 

@@ -11,14 +11,14 @@ from typing import Optional
 
 import numpy as np
 
-from ensemble.members import CHECKPOINT, Member, check_compatible, load_member
-from ensemble.methods import Combination
-from ensemble.predictions import member_log_probs
-from ensemble.temperature import apply_temperature
-from core.errors import DlxError
-from core.files import fsync_dir, strict_json, temporary_beside
-from experiment.yamlio import dump_yaml, load_yaml_mapping
-from train.outdir import MARKER, marker_text
+from dlx.ensemble.members import CHECKPOINT, Member, check_compatible, load_member
+from dlx.ensemble.methods import Combination
+from dlx.ensemble.predictions import member_log_probs
+from dlx.ensemble.temperature import apply_temperature
+from dlx.core.errors import DlxError
+from dlx.core.files import fsync_dir, strict_json, temporary_beside
+from dlx.experiment.yamlio import dump_yaml, load_yaml_mapping
+from dlx.train.outdir import MARKER, marker_text
 
 FORMAT = "dlx-ensemble-1"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from experiment.overrides import key_paths
+from dlx.experiment.overrides import key_paths
 
 IGNORED = ("name", "output", "device", "data")  # data is shared by construction; the rest doesn't change the model
 

@@ -6,12 +6,12 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import DlxError
-from core.files import read_json
-from archs.check import validate_spec
-from train.checkpoint import load_checkpoint
-from train.data import check_split_compatible
-from train.rundir import read_split
+from dlx.core.errors import DlxError
+from dlx.core.files import read_json
+from dlx.archs.check import validate_spec
+from dlx.train.checkpoint import load_checkpoint
+from dlx.train.data import check_split_compatible
+from dlx.train.rundir import read_split
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
 _DATA_KEYS = ("dataset", "path", "val_split", "test_split", "split_seed", "image_size", "grayscale")

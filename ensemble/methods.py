@@ -8,10 +8,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from core.lazy import lazy_module
-from core.registry import Registry
-from ensemble.metrics import EPS, accuracy, nll
-from ensemble.temperature import log_softmax
+from dlx.core.lazy import lazy_module
+from dlx.core.registry import Registry
+from dlx.ensemble.metrics import EPS, accuracy, nll
+from dlx.ensemble.temperature import log_softmax
 
 optimize = lazy_module("scipy.optimize")  # scipy and sklearn take a second to import: only when fitting
 linear_model = lazy_module("sklearn.linear_model")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train.metrics import EPS, confusion_counts, ece
+from dlx.train.metrics import EPS, confusion_counts, ece
 
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:

@@ -9,12 +9,12 @@ from typing import Optional
 
 import numpy as np
 
-from core.errors import DlxError
-from ensemble.folder import load_model
-from train.data.formats import IMAGE_SUFFIXES, open_image, read_npz
-from train.data.sources import channels_first
-from train.inputs import InputContract, conform
-from train.prediction_file import collect_predictions
+from dlx.core.errors import DlxError
+from dlx.ensemble.folder import load_model
+from dlx.train.data.formats import IMAGE_SUFFIXES, open_image, read_npz
+from dlx.train.data.sources import channels_first
+from dlx.train.inputs import InputContract, conform
+from dlx.train.prediction_file import collect_predictions
 
 NPZ_KEYS = ("x", "x_test")
 CHUNK = 256  # images of a folder decoded and predicted at a time

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ensemble.members import Member
-from core.files import atomic_write
-from train.data.access import ScaledInputs
-from train.evaluate import SPLITS, load_run_model
+from dlx.ensemble.members import Member
+from dlx.core.files import atomic_write
+from dlx.train.data.access import ScaledInputs
+from dlx.train.evaluate import SPLITS, load_run_model
 
 
 def cache_path(member: Member) -> Path:

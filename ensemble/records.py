@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from experiment.overrides import key_paths
-from train.mlflow_log import Tracking, tracked
-from train.provenance import Provenance
+from dlx.experiment.overrides import key_paths
+from dlx.train.mlflow_log import Tracking, tracked
+from dlx.train.provenance import Provenance
 
 
 def ensemble_params(result: dict) -> dict:

@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 
-from ensemble.methods import Combination, get_method, metric_key
-from ensemble.metrics import EPS, scores
-from ensemble.temperature import apply_temperature, fit_temperature
+from dlx.ensemble.methods import Combination, get_method, metric_key
+from dlx.ensemble.metrics import EPS, scores
+from dlx.ensemble.temperature import apply_temperature, fit_temperature
 
 FOLDS = 5
 AUTO = ("average", "weighted", "weighted+temperature", "greedy")  # simplest first: a tie goes to the earlier

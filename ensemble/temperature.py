@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.lazy import lazy_module
+from dlx.core.lazy import lazy_module
 
 optimize = lazy_module("scipy.optimize")
 special = lazy_module("scipy.special")

@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from core.lazy import resolve
-from core.registry import Registry
+from dlx.core.lazy import resolve
+from dlx.core.registry import Registry
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    loader: str  # "train.data.sources:load_digits": (DataSpec) → RawData
+    loader: str  # "dlx.train.data.sources:load_digits": (DataSpec) → RawData
     input_shape: Optional[tuple] = None  # (C, H, W); None: read from the files
     classes: Optional[int] = None  # None: read from the files
     path: Optional[str] = None  # what `data.path` names, for datasets that need one
@@ -27,7 +27,7 @@ DATASETS: Registry[Dataset] = Registry("dataset", key="data.dataset")
 
 
 def _add(name: str, function: str, **fields) -> None:
-    DATASETS.register(name, Dataset(name, f"train.data.sources:{function}", **fields))
+    DATASETS.register(name, Dataset(name, f"dlx.train.data.sources:{function}", **fields))
 
 
 _add("digits", "load_digits", input_shape=(1, 8, 8), classes=10)

@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from core.errors import DlxError, did_you_mean
-from experiment.overrides import apply_overrides
-from experiment.schema import ExperimentSpec
-from experiment.yamlio import line_of, load_yaml_mapping, read_text
+from dlx.core.errors import DlxError, did_you_mean
+from dlx.experiment.overrides import apply_overrides
+from dlx.experiment.schema import ExperimentSpec
+from dlx.experiment.yamlio import line_of, load_yaml_mapping, read_text
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

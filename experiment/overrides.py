@@ -4,8 +4,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from core.errors import DlxError
-from experiment.yamlio import parse_yaml
+from dlx.core.errors import DlxError
+from dlx.experiment.yamlio import parse_yaml
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from core.errors import DlxError
-from experiment.datasets import DATASETS
+from dlx.core.errors import DlxError
+from dlx.experiment.datasets import DATASETS
 
 UnitInterval = Annotated[float, Field(ge=0.0, lt=1.0)]
 MAX_IMAGE_SIDE = 4096  # pixels per side: a 15000×15000 image set fills memory before the first batch

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from core.errors import DlxError
+from dlx.core.errors import DlxError
 
 MAX_YAML_BYTES = 1_000_000  # specs are small; anything bigger is a mistake or an attack
 MAX_ALIASES = 100  # alias bombs ("billion laughs") expand exponentially through aliases

@@ -9,12 +9,12 @@ from typing import Optional
 import numpy as np
 import torch
 
-from core.errors import DlxError
-from core.files import atomic_write_json
-from ensemble import load_model
-from export import formats
-from export.graph import ExportGraph, byte_factor
-from train import InputContract, load_run_model, load_splits
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_json
+from dlx.ensemble import load_model
+from dlx.export import formats
+from dlx.export.graph import ExportGraph, byte_factor
+from dlx.train import InputContract, load_run_model, load_splits
 
 TOLERANCE = 1e-4  # largest |exported − eager| probability accepted
 

@@ -10,9 +10,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.errors import DlxError
-from core.lazy import lazy_module
-from core.registry import Registry
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
+from dlx.core.registry import Registry
 
 ort = lazy_module("onnxruntime")
 

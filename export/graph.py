@@ -8,8 +8,8 @@ import math
 import numpy as np
 import torch
 
-from core.errors import DlxError
-from train import InputContract
+from dlx.core.errors import DlxError
+from dlx.train import InputContract
 
 EPS = 1e-12  # as ensemble pooling floors probabilities before a log
 STACK_FLOOR = math.log(1e-3)  # as ensemble stacking floors member log-probabilities

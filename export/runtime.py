@@ -7,10 +7,10 @@ from typing import Optional
 
 import numpy as np
 
-from core.errors import DlxError
-from core.files import read_json
-from core.lazy import lazy_module
-from train import IMAGE_SUFFIXES, collect_predictions, open_image
+from dlx.core.errors import DlxError
+from dlx.core.files import read_json
+from dlx.core.lazy import lazy_module
+from dlx.train import IMAGE_SUFFIXES, collect_predictions, open_image
 
 ort = lazy_module("onnxruntime")
 

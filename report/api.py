@@ -6,22 +6,22 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from core.errors import DlxError
-from core.files import atomic_write_text
-from core.lazy import resolve
-from core.registry import Registry
-from report.figures import Report
-from report.html import render
-from report.runs import classify
-from train.outdir import claim
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_text
+from dlx.core.lazy import resolve
+from dlx.core.registry import Registry
+from dlx.report.figures import Report
+from dlx.report.html import render
+from dlx.report.runs import classify
+from dlx.train.outdir import claim
 
 
 # folder kind → "module:function" making its Report, imported only when that kind is reported (the ensemble
 # builder needs torch, the search builder optuna)
 BUILDERS: Registry[str] = Registry("report kind")
-BUILDERS.register("run", "report.figures_run:run_report")
-BUILDERS.register("search", "report.figures_search:search_report")
-BUILDERS.register("ensemble", "report.figures_ensemble:ensemble_report")
+BUILDERS.register("run", "dlx.report.figures_run:run_report")
+BUILDERS.register("search", "dlx.report.figures_search:search_report")
+BUILDERS.register("ensemble", "dlx.report.figures_ensemble:ensemble_report")
 
 
 def builder(kind: str):

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from core.errors import DlxError
-from experiment.overrides import key_paths
+from dlx.core.errors import DlxError
+from dlx.experiment.overrides import key_paths
 
 # summary.json fields compared, in this order; the numbers get a difference (B - A)
 METRICS = ("status", "best_epoch", "epochs", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
@@ -34,11 +34,11 @@ class Side:
 
 def load_side(path: str | Path) -> Side:
     """A run folder (config.yaml, split.json, summary.json, provenance.json) or a spec file."""
-    from archs.check import load_spec, validate_spec
-    from experiment.load import spec_to_dict
-    from experiment.yamlio import load_yaml_mapping
-    from train.provenance import latest_session
-    from train.rundir import RunFolder
+    from dlx.archs.check import load_spec, validate_spec
+    from dlx.experiment.load import spec_to_dict
+    from dlx.experiment.yamlio import load_yaml_mapping
+    from dlx.train.provenance import latest_session
+    from dlx.train.rundir import RunFolder
     path = Path(path)
     if path.is_file():
         return Side(str(path), "spec", spec_to_dict(load_spec(path)))

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DlxError
-from core.files import read_json
-from ensemble import apply_temperature, load_ensemble, member_predictions, shared_data
-from core.numbers import fmt
-from report.figures import Report, Table, optional_float, pyplot, save
-from train.metrics import calibration_bins, ece as expected_calibration_error
+from dlx.core.errors import DlxError
+from dlx.core.files import read_json
+from dlx.ensemble import apply_temperature, load_ensemble, member_predictions, shared_data
+from dlx.core.numbers import fmt
+from dlx.report.figures import Report, Table, optional_float, pyplot, save
+from dlx.train.metrics import calibration_bins, ece as expected_calibration_error
 
 BINS = 10  # confidence bins of the reliability diagram
 

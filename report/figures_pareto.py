@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from core.files import read_json
-from core.numbers import fmt
-from report.figures import Report, Table, pyplot, save
+from dlx.core.files import read_json
+from dlx.core.numbers import fmt
+from dlx.report.figures import Report, Table, pyplot, save
 
 FRONT_COLOUR = "tab:red"
 

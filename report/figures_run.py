@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.numbers import fmt
-from report.figures import Report, Table, optional_float, pyplot, save
-from train.metrics import confusion_counts
-from train.rundir import read_metrics, read_summary
+from dlx.core.numbers import fmt
+from dlx.report.figures import Report, Table, optional_float, pyplot, save
+from dlx.train.metrics import confusion_counts
+from dlx.train.rundir import read_metrics, read_summary
 
 WORST = 16          # images in the worst-classified grid
 MAX_CLASS_LABELS = 20  # above this, the confusion matrix has no per-cell numbers
@@ -101,11 +101,11 @@ def test_predictions(folder: Path):
     """(test inputs scaled to [0, 1] as they are read, labels, log-probabilities, class names) from the run's best
     checkpoint."""
     import torch
-    from train.data import load_splits
-    from train.data.access import ScaledInputs, open_split
-    from train.device import pick_device
-    from train.evaluate import load_run_model
-    from train.loop import predict_logits
+    from dlx.train.data import load_splits
+    from dlx.train.data.access import ScaledInputs, open_split
+    from dlx.train.device import pick_device
+    from dlx.train.evaluate import load_run_model
+    from dlx.train.loop import predict_logits
     model, spec, checkpoint = load_run_model(folder)
     plan = pick_device(spec.device)
     splits = load_splits(spec.data)

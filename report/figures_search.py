@@ -10,10 +10,10 @@ from typing import Optional
 
 import numpy as np
 
-from core.numbers import fmt
-from report.figures import Report, Table, pyplot, save
-from core.files import read_json
-from core.lazy import lazy_module
+from dlx.core.numbers import fmt
+from dlx.report.figures import Report, Table, pyplot, save
+from dlx.core.files import read_json
+from dlx.core.lazy import lazy_module
 
 optuna = lazy_module("optuna")
 
@@ -126,7 +126,7 @@ def search_report(folder: Path, out: Path) -> Report:
         slices(data, report, out)
     trial_states(data, report, out)
     if (folder / "pareto.json").is_file():
-        from report.figures_pareto import pareto_front
+        from dlx.report.figures_pareto import pareto_front
         pareto_front(folder, report, out)
     names = data.params
     ranked = sorted(data.trials, key=lambda t: (t.state != "COMPLETE", _rank(t, data), t.number))

@@ -9,8 +9,8 @@ import base64
 import html
 import time
 
-from core.numbers import fmt
-from report.figures import Report
+from dlx.core.numbers import fmt
+from dlx.report.figures import Report
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1200px;

@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 from typing import Optional
 
-from core.errors import DlxError, unknown_name
-from core.processes import pid_alive
+from dlx.core.errors import DlxError, unknown_name
+from dlx.core.processes import pid_alive
 
 COLUMNS = ["name", "kind", "dataset", "trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds",
            "status", "trials", "path"]
@@ -158,8 +158,8 @@ def _is_number(value) -> bool:
 def spec_values(folder: Path, kind: str) -> Optional[dict]:
     """{key.path: value} of a run's config.yaml or a search's best.yaml; None when there is none or it is damaged
     (the listing never fails on one folder)."""
-    from experiment.overrides import key_paths
-    from experiment.yamlio import load_yaml_mapping
+    from dlx.experiment.overrides import key_paths
+    from dlx.experiment.yamlio import load_yaml_mapping
     path = folder / {"run": "config.yaml", "search": "best.yaml"}.get(kind, "")
     if kind not in ("run", "search") or not path.is_file():
         return None

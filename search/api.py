@@ -18,21 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from core.errors import DlxError
-from core.lazy import lazy_module
-from search.devices import assign
-from search.folder import read_resolved_space, read_study_json, stored_storage, write_folder
-from search.objective import Objective
-from search.pareto import parse_pick, pick
-from search.records import best_metrics, search_records
-from search.results import write_results
-from search.samplers import grid_size
-from search.space import SearchSpace, load_space
-from search.study import (counts, default_storage, fail_dead_trials, full_disk, open_storage, open_study, owner_attrs,
-                          retrying)
-from search.worker import Budget, run_trials, split_threads, worker_process
-from train.outdir import check, write_marker
-from train.rundir import ensure_writable, new_run_dir
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
+from dlx.search.devices import assign
+from dlx.search.folder import read_resolved_space, read_study_json, stored_storage, write_folder
+from dlx.search.objective import Objective
+from dlx.search.pareto import parse_pick, pick
+from dlx.search.records import best_metrics, search_records
+from dlx.search.results import write_results
+from dlx.search.samplers import grid_size
+from dlx.search.space import SearchSpace, load_space
+from dlx.search.study import (RETRY_ATTR, counts, default_storage, fail_dead_trials, full_disk, open_storage,
+                              open_study, owner_attrs, retrying)
+from dlx.search.worker import Budget, run_trials, sigterm_interrupts, split_threads, worker_process
+from dlx.train.outdir import check, write_marker
+from dlx.train.rundir import ensure_writable, new_run_dir
 
 optuna = lazy_module("optuna")
 
@@ -68,6 +68,15 @@ class SearchResult:
     picked: Optional[dict] = None  # --pick's choice from pareto.json
 
 
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the search in `search_dir`; the trials that were running are re-queued, to run
+    again with their parameters when it resumes."""
+
+    def __init__(self, search_dir: Path):
+        super().__init__(f"search interrupted: {search_dir}")
+        self.search_dir = search_dir
+
+
 @dataclass
 class OpenSearch:
     """A search ready to run trials: its folder, space, study and budget."""
@@ -79,13 +88,16 @@ class OpenSearch:
     storage: object          # the study's Optuna storage
     budget: Budget
     devices: Optional[list[str]] = None  # --devices: each worker's device (search.devices)
+    resumed: bool = False    # the study held trials already
+    requeued: int = 0        # trials waiting to run again (interrupted, or their process died)
 
 
 def run_search(space_path: Optional[str | Path | SearchRequest] = None, *, on_trial: Optional[Callable] = None,
                **options) -> SearchResult:
     """Run (or continue) a search: `run_search("space.yaml", out=..., workers=2)` takes SearchRequest's fields
     as keywords, or `run_search(SearchRequest(...))`. `on_trial(frozen_trial, study)` is called as each trial
-    finishes (and `on_trial.start(metric, direction, target, done, best)` first, if it has one)."""
+    finishes (and `on_trial.start(metric, direction, target, done, best, folder, resumed, requeued)` first, if it
+    has one). Ctrl-C or SIGTERM raises SearchInterrupted."""
     request = space_path if isinstance(space_path, SearchRequest) else SearchRequest(space_path, **options)
     if request.workers < 1:
         raise DlxError(f"--workers must be >= 1, but got {request.workers}.", key="--workers")
@@ -95,8 +107,11 @@ def run_search(space_path: Optional[str | Path | SearchRequest] = None, *, on_tr
         if conditions is not None and not search.space.multi:
             raise DlxError("--pick chooses from a Pareto front, but this search has one objective; list several "
                            "under `objectives:` in the space.", file=search.space.file, key="--pick")
-        with search_records(search.search_dir, search.space, request.space_path) as tracker:
-            stopped = _run(search, request.workers, on_trial)
+        with search_records(search.search_dir, search.space, request.space_path) as tracker, sigterm_interrupts():
+            try:
+                stopped = _run(search, request.workers, on_trial)
+            except KeyboardInterrupt:
+                raise SearchInterrupted(search.search_dir) from None
             result = _finish(search, stopped, request.max_failures)
             if conditions is not None and result.best is not None:
                 result.picked = pick(search.search_dir, request.pick)
@@ -128,9 +143,10 @@ def open_search(request: SearchRequest) -> OpenSearch:
     study = open_study(space, storage, study_name, seed_offset=0, shared=url != default_storage(search_dir))
     write_folder(search_dir, space, study_name, url)
     fail_dead_trials(study)
-    first = len(study.get_trials(deepcopy=False))
-    budget = Budget(trials, time.time() + timeout if timeout else None, request.max_failures, first)
-    return OpenSearch(search_dir, space, study, url, storage, budget, request.devices)
+    known = study.get_trials(deepcopy=False)
+    budget = Budget(trials, time.time() + timeout if timeout else None, request.max_failures, len(known))
+    requeued = sum(t.state == optuna.trial.TrialState.WAITING and RETRY_ATTR in t.user_attrs for t in known)
+    return OpenSearch(search_dir, space, study, url, storage, budget, request.devices, bool(known), requeued)
 
 
 def _run(search: OpenSearch, workers: int, on_trial: Optional[Callable]) -> str:
@@ -139,7 +155,7 @@ def _run(search: OpenSearch, workers: int, on_trial: Optional[Callable]) -> str:
     report = (lambda trial: on_trial(trial, study)) if on_trial else None
     if hasattr(on_trial, "start"):
         on_trial.start(search.space.metric, search.space.direction, search.budget.trials, counts(study)["done"],
-                       _best_value(study))
+                       _best_value(study), search.search_dir, search.resumed, search.requeued)
     if workers == 1 and search.devices is None:
         return run_trials(study, Objective(search.space, search.search_dir, owner_attrs()), search.budget, report)
     return _run_workers(search, workers, report)
@@ -183,7 +199,7 @@ def _warm_imports() -> None:
     """Import what every trial needs once, before the workers are forked: each would otherwise pay seconds
     for torch and for torch._dynamo (which torch's optimizers import on first use)."""
     import torch._dynamo  # noqa: F401
-    import train.run  # noqa: F401
+    import dlx.train.run  # noqa: F401
 
 
 def _worker_processes(search: OpenSearch, workers: int) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from core.lazy import lazy_module
+from dlx.core.lazy import lazy_module
 
 torch = lazy_module("torch")
 
@@ -15,8 +15,8 @@ TIMED_CALLS = 30
 
 def model_costs(spec, latency: bool = False) -> dict:
     """{params, mflops[, latency_ms]} of the model `spec` (a validated ExperimentSpec) describes."""
-    from archs import build_model, summarize
-    from train import dataset_info, pick_device
+    from dlx.archs import build_model, summarize
+    from dlx.train import dataset_info, pick_device
     info = dataset_info(spec.data)
     shape = tuple(info.input_shape)
     summary = summarize(spec, shape, info.classes)

@@ -18,8 +18,8 @@ import math
 import statistics
 from typing import Callable
 
-from core.registry import Registry
-from search.samplers import PRUNER_DEFAULTS
+from dlx.core.registry import Registry
+from dlx.search.samplers import PRUNER_DEFAULTS
 
 DEFAULTS = {"median": {**PRUNER_DEFAULTS["median"], "n_min_trials": 1},
             "asha": {**PRUNER_DEFAULTS["asha"], "min_early_stopping_rate": 0},

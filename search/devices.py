@@ -3,8 +3,8 @@ its own GPU through CUDA_VISIBLE_DEVICES, so a trial's `device: auto` lands on i
 of dlx's own: the workers draw trials from the study as any worker does."""
 from __future__ import annotations
 
-from core.errors import DlxError
-from core.lazy import lazy_module
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
 
 torch = lazy_module("torch")
 

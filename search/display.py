@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from core.numbers import fmt
+from dlx.core.numbers import fmt
 
 STATE_STYLE = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}
 MAX_ROWS = 20
@@ -42,9 +42,14 @@ class TrialDisplay:
         self._live: Optional[Live] = None
 
     def start(self, metric: str, direction: str, target: Optional[int], done: int = 0,
-              best: Optional[float] = None) -> None:
-        """Called once the space and the study are known, with the trials done and the best value so far."""
+              best: Optional[float] = None, folder=None, resumed: bool = False, requeued: int = 0) -> None:
+        """Called once the space and the study are known, with the trials done and the best value so far. Says
+        where the search is, and whether it resumed, at once: the first trial may take hours to end."""
         self.metric, self.direction, self.target, self.done, self.best = metric, direction, target, done, best
+        if folder is not None:
+            self.console.print(f"search folder: {folder}", soft_wrap=True)
+        if resumed:
+            self.console.print(f"resumed: {done} trials done, {requeued} re-queued to run again", soft_wrap=True)
 
     def __call__(self, trial, study=None) -> None:
         row = describe(trial, self.metric)

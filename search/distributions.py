@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from core.errors import DlxError, did_you_mean
+from dlx.core.errors import DlxError, did_you_mean
 
 KINDS = ("float", "int", "choice")
 MAX_GRID_VALUES = 100_000  # values of one grid parameter

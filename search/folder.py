@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from core.errors import DlxError
-from core.files import atomic_write_json, atomic_write_text, read_json
-from experiment.yamlio import dump_yaml, load_yaml_mapping, read_text
-from search.space import SearchSpace, parse_space
-from search.study import default_storage, open_storage, open_study, redact
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_json, atomic_write_text, read_json
+from dlx.experiment.yamlio import dump_yaml, load_yaml_mapping, read_text
+from dlx.search.space import SearchSpace, parse_space
+from dlx.search.study import default_storage, open_storage, open_study, redact
 
 
 def read_resolved_space(search_dir: Path) -> SearchSpace:

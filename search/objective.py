@@ -2,7 +2,8 @@
 
 The validation metric is reported to the trial after every epoch so a pruner can stop it early. A
 trial that can't be built, diverges or raises is recorded with its reason (user attr `fail_reason`) and
-re-raised for Optuna to mark it failed; the search goes on.
+re-raised for Optuna to mark it failed; the search goes on. A trial stopped by Ctrl-C or SIGTERM is re-queued
+with its parameters before Optuna marks it failed, so a resumed search runs it again (search.study.requeued).
 
 With several objectives (or constraints) the model's costs are measured before it trains, every objective's
 value is kept as a user attr (also the last values of a pruned trial), and the constraint values are stored for
@@ -15,15 +16,16 @@ import math
 import time
 from pathlib import Path
 
-from core.errors import DlxError
-from core.files import read_json
-from core.lazy import lazy_module
-from archs.check import validate_spec
-from search.costs import model_costs
-from search.curve_pruning import CURVE_ATTR, should_stop
-from search.objectives import set_constraints
-from search.records import search_origin
-from train.rundir import write_summary
+from dlx.core.errors import DlxError
+from dlx.core.files import read_json
+from dlx.core.lazy import lazy_module
+from dlx.archs.check import validate_spec
+from dlx.search.costs import model_costs
+from dlx.search.curve_pruning import CURVE_ATTR, should_stop
+from dlx.search.objectives import set_constraints
+from dlx.search.records import search_origin
+from dlx.search.study import INTERRUPTED, requeue_stale
+from dlx.train.rundir import write_summary
 
 optuna = lazy_module("optuna")
 
@@ -74,10 +76,10 @@ class Objective:
         return should_stop(self.space, others, trial.number, curve)
 
     def __call__(self, trial) -> float | list[float]:
-        from experiment.load import spec_to_dict
-        from train.distributed import train_in_processes
-        from train.loop import NonFiniteLoss
-        from train.run import train
+        from dlx.experiment.load import spec_to_dict
+        from dlx.train.distributed import train_in_processes
+        from dlx.train.loop import NonFiniteLoss
+        from dlx.train.run import train
 
         run_dir = self.trials_dir / str(trial.number)
         for key, value in {**self.owner, "run_dir": str(run_dir.resolve())}.items():
@@ -124,6 +126,10 @@ class Objective:
             raise
         except Exception as exc:
             finish(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}", "failed")
+            raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (search.worker.interrupt): not the configuration's fault
+            finish(INTERRUPTED)
+            requeue_stale(trial.study, trial)  # so the search, resumed, runs these parameters again
             raise
         seconds = time.perf_counter() - trained
         finish()

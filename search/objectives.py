@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from core.errors import DlxError, did_you_mean
-from core.registry import Registry
+from dlx.core.errors import DlxError, did_you_mean
+from dlx.core.registry import Registry
 
 CURVE, SHAPE, MEASURED, RUN = "curve", "shape", "measured", "run"
 

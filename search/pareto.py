@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from core.errors import DlxError
-from core.files import atomic_write_json, atomic_write_text, read_json
-from experiment.yamlio import dump_yaml
-from search.objectives import Goal, parse_constraint
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_json, atomic_write_text, read_json
+from dlx.experiment.yamlio import dump_yaml
+from dlx.search.objectives import Goal, parse_constraint
 
 PARETO_JSON = "pareto.json"
 PARETO_DIR = "pareto"

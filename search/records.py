@@ -6,10 +6,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from core.files import read_json
-from experiment.overrides import key_paths
-from train.mlflow_log import MlflowRun, Tracking, resumable_run, tracked
-from train.provenance import latest_session, read_provenance, recorded
+from dlx.core.files import read_json
+from dlx.experiment.overrides import key_paths
+from dlx.train.mlflow_log import MlflowRun, Tracking, resumable_run, tracked
+from dlx.train.provenance import latest_session, read_provenance, recorded
 
 
 def tracking_of(space) -> Optional[Tracking]:

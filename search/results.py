@@ -13,12 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from core.files import atomic_write_json, atomic_write_text, read_json
-from core.lazy import lazy_module
-from experiment.yamlio import dump_yaml
-from search.objectives import feasible
-from search.pareto import rank_rows, write_front
-from train.rundir import write_summary
+from dlx.core.files import atomic_write_json, atomic_write_text, read_json
+from dlx.core.lazy import lazy_module
+from dlx.experiment.yamlio import dump_yaml
+from dlx.search.objectives import feasible
+from dlx.search.pareto import rank_rows, write_front
+from dlx.search.study import requeued
+from dlx.train.rundir import write_summary
 
 optuna = lazy_module("optuna")
 
@@ -26,11 +27,14 @@ COLUMNS = ["number", "state", "value", "epochs", "seconds", "run_dir", "reason"]
 
 
 def leaderboard(study, space) -> list[dict]:
-    """Every finished trial, best first (COMPLETE by value, then PRUNED, then FAIL)."""
+    """Every finished trial, best first (COMPLETE by value, then PRUNED, then FAIL, then REQUEUED: a FAIL trial
+    that ran again as another, interrupted or killed, is no failure)."""
     TrialState = optuna.trial.TrialState
     sign = -1 if space.direction == "maximize" else 1
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    retried = requeued(trials)
+    for trial in trials:
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
             continue
         if space.multi:
@@ -38,7 +42,8 @@ def leaderboard(study, space) -> list[dict]:
             value = values[0] if values else _last_report(trial)
         else:
             value = trial.value if trial.state == TrialState.COMPLETE else _last_report(trial)
-        row = {"number": trial.number, "state": trial.state.name, "value": value,
+        state = "REQUEUED" if trial.number in retried else trial.state.name
+        row = {"number": trial.number, "state": state, "value": value,
                "metric": space.metric, "params": dict(trial.params),
                "epochs": trial.user_attrs.get("epochs"), "seconds": trial.user_attrs.get("seconds"),
                "run_dir": trial.user_attrs.get("run_dir"), "reason": trial.user_attrs.get("fail_reason")}
@@ -47,11 +52,11 @@ def leaderboard(study, space) -> list[dict]:
         rows.append(row)
     if space.multi:
         rank_rows(rows, space.goals)
-    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
+    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "REQUEUED": 3}
 
     def key(row):
         value = row["value"]
-        return (order.get(row["state"], 3), row.get("feasible") is False, row.get("pareto_rank") or 0,
+        return (order.get(row["state"], 4), row.get("feasible") is False, row.get("pareto_rank") or 0,
                 sign * value if value is not None and math.isfinite(value) else math.inf, row["number"])
     return sorted(rows, key=key)
 
@@ -120,7 +125,8 @@ def write_results(study, space, search_dir: Path) -> Optional[dict]:
                                                      "val_loss": trial.user_attrs.get("val_loss")},
             "test": test, "epochs": top["epochs"], "best_epoch": trial.user_attrs.get("best_epoch"),
             "run_dir": top["run_dir"], "spec": str((search_dir / "best.yaml").resolve()),
-            "trials": {s.lower(): sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}}
+            "trials": {s.lower(): sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL",
+                                                                                "REQUEUED")}}
     if measures(space):
         best.update(values=top.get("values"), metrics=top.get("metrics"),
                     infeasible=sum(r.get("feasible") is False for r in rows))
@@ -133,7 +139,7 @@ def write_results(study, space, search_dir: Path) -> Optional[dict]:
 def _score_on_test(run_dir: Optional[str]) -> Optional[dict]:
     if not run_dir or not (Path(run_dir) / "checkpoints" / "best.pt").is_file():
         return None  # the best trial ran on another machine; score it there with `dlx evaluate`
-    from train.evaluate import evaluate_run  # torch: imported only when a trial is scored here
+    from dlx.train.evaluate import evaluate_run  # torch: imported only when a trial is scored here
     result = evaluate_run(run_dir, "test")
     test = {"accuracy": result["accuracy"], "loss": result["loss"], "samples": result["samples"]}
     summary = read_json(Path(run_dir) / "summary.json")

@@ -9,10 +9,10 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from core.errors import DlxError, did_you_mean
-from core.lazy import lazy_module, resolve
-from core.registry import Registry
-from search.distributions import MAX_GRID_POINTS, MAX_GRID_VALUES
+from dlx.core.errors import DlxError, did_you_mean
+from dlx.core.lazy import lazy_module, resolve
+from dlx.core.registry import Registry
+from dlx.search.distributions import MAX_GRID_POINTS, MAX_GRID_VALUES
 
 optuna = lazy_module("optuna")
 

@@ -13,16 +13,16 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from archs.check import validate_spec
-from archs.parse import check_vars_referenced
-from core.errors import DlxError, did_you_mean
-from experiment.load import expand_shorthands, spec_to_dict, validation_error
-from experiment.schema import ModelSpec
-from search.distributions import Param, parse_distribution
-from search.objectives import Constraint, Goal, parse_constraints, parse_objectives
-from search.samplers import check_multi, check_pruner, check_sampler, grid_size
-from experiment.overrides import apply_overrides, get_path, set_path
-from experiment.yamlio import line_of, load_yaml_mapping, read_text
+from dlx.archs.check import validate_spec
+from dlx.archs.parse import check_vars_referenced
+from dlx.core.errors import DlxError, did_you_mean
+from dlx.experiment.load import expand_shorthands, spec_to_dict, validation_error
+from dlx.experiment.schema import ModelSpec
+from dlx.search.distributions import Param, parse_distribution
+from dlx.search.objectives import Constraint, Goal, parse_constraints, parse_objectives
+from dlx.search.samplers import check_multi, check_pruner, check_sampler, grid_size
+from dlx.experiment.overrides import apply_overrides, get_path, set_path
+from dlx.experiment.yamlio import line_of, load_yaml_mapping, read_text
 
 DIRECTIONS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")

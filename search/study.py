@@ -26,11 +26,11 @@ from sqlalchemy import event
 from sqlalchemy.exc import (ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError, OperationalError,
                             ProgrammingError)
 
-from core.errors import DlxError
-from core.lazy import lazy_module
-from core.processes import pid_alive
-from core.urls import redact
-from search.samplers import make_pruner, make_sampler
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
+from dlx.core.processes import pid_alive
+from dlx.core.urls import redact
+from dlx.search.samplers import make_pruner, make_sampler
 
 optuna = lazy_module("optuna")
 
@@ -302,11 +302,19 @@ def owner_attrs() -> dict:
 
 
 DIED = "its process died (killed or crashed) while the trial ran; re-queued"
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) while the trial ran; re-queued"
+RETRY_ATTR = "retry_of"  # on a re-queued trial: the number of the trial it runs again
 
 
 def requeue_stale(study, trial) -> None:
     """Re-run a trial whose process died, with the same parameters (the sampler chose them once already)."""
-    retrying(lambda: study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False))
+    retrying(lambda: study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number}, skip_if_exists=False))
+
+
+def requeued(trials) -> set[int]:
+    """Numbers of the trials run again as another trial (interrupted, or their process died): not failures, as
+    the configuration was never at fault, and their retry is the trial that counts."""
+    return {t.user_attrs[RETRY_ATTR] for t in trials if RETRY_ATTR in t.user_attrs}
 
 
 BEAT_ATTR = "heartbeat"  # time.time() of a trial's last sign of life, where the storage keeps no heartbeat itself
@@ -359,13 +367,17 @@ def _fail_in_storage(study, trial, reason: str) -> bool:
 
 
 def counts(study, since: int = 0) -> dict:
-    """Trials by state; `failed_since` counts FAIL trials numbered >= since (this invocation's)."""
+    """Trials by state, a re-queued FAIL trial under `requeued` instead of `fail`; `failed_since` counts FAIL
+    trials numbered >= since (this invocation's)."""
     trials = retrying(lambda: study.get_trials(deepcopy=False))
-    result = {"complete": 0, "pruned": 0, "running": 0, "fail": 0, "waiting": 0, "failed_since": 0}
+    retried = requeued(trials)
+    result = {"complete": 0, "pruned": 0, "running": 0, "fail": 0, "waiting": 0, "requeued": 0, "failed_since": 0}
     for trial in trials:
         state = trial.state.name.lower()
+        if state == "fail" and trial.number in retried:
+            state = "requeued"
         result[state] = result.get(state, 0) + 1
-        if state == "fail" and trial.number >= since and "process died" not in str(trial.user_attrs.get("fail_reason", "")):
+        if state == "fail" and trial.number >= since:
             result["failed_since"] += 1
     result["done"] = result["complete"] + result["pruned"]
     return result

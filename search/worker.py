@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from core.errors import DlxError
-from core.lazy import lazy_module
-from search.devices import device_env
-from search.folder import open_search_dir
-from search.objective import Objective
-from search.study import BEAT_ATTR, HEARTBEAT_SECONDS, beats_itself, counts, fail_dead_trials, full_disk, owner_attrs
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
+from dlx.search.devices import device_env
+from dlx.search.folder import open_search_dir
+from dlx.search.objective import Objective
+from dlx.search.study import BEAT_ATTR, HEARTBEAT_SECONDS, beats_itself, counts, fail_dead_trials, full_disk, owner_attrs
 
 optuna = lazy_module("optuna")
 torch = lazy_module("torch")
@@ -98,6 +98,34 @@ def heartbeat(trial, on: bool):
         thread.join()
 
 
+def interrupt(signum, frame) -> None:
+    """SIGTERM (a scheduler stopping the job) stops a search as Ctrl-C does, so the running trial is re-queued
+    (search.objective): through the SIGINT handler in force, which holds it while a checkpoint is written
+    (train.loop.deferred_sigint). In a worker it handles SIGINT too, and only once: Ctrl-C reaches the workers
+    with their parent, whose terminate() then follows, and must not break off the trial's re-queueing."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not interrupt:
+        handler(signal.SIGINT, frame)
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """While the block runs, SIGTERM raises KeyboardInterrupt as Ctrl-C does (see `interrupt`); forked workers
+    inherit it. A no-op outside the main thread, where no signal handler can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def split_threads(workers: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, workers))
@@ -110,6 +138,8 @@ def worker_process(search_dir: Path, storage_url: str, index: int, threads: int,
 
     With a `device` (--devices), only that GPU is visible to it (search.devices), and its trials record it."""
     _die_with_parent(parent)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     owner = owner_attrs()
     if device is not None:
         os.environ.update(device_env(device))  # before CUDA starts: the fork inherited no CUDA context
@@ -124,6 +154,9 @@ def worker_process(search_dir: Path, storage_url: str, index: int, threads: int,
     except DlxError as exc:
         sys.stderr.write(f"error: {exc.render()}\n")
         sys.exit(2)
+    except KeyboardInterrupt:  # its trial re-queued itself (search.objective)
+        sys.stderr.write("interrupted.\n")
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - a full disk ends the worker with a message, not a traceback
         full = full_disk(exc)
         if full is None:

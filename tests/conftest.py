@@ -34,7 +34,7 @@ def run_dlx(*args, cwd=None, timeout=600, env=None, check=None) -> subprocess.Co
     if set(env or {}) <= FORKABLE_ENV:
         result = forked.run_captured(args, cwd or ROOT, full_env, timeout)
     else:
-        result = subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=cwd or ROOT, env=full_env,
+        result = subprocess.run([sys.executable, "-m", "dlx", *map(str, args)], cwd=cwd or ROOT, env=full_env,
                                 capture_output=True, text=True, timeout=timeout)
     if check is not None:
         assert result.returncode == check, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"

@@ -41,7 +41,7 @@ def _cli_child(argv: list[str], cwd: str, out: str, err: str, env: dict, patches
         setattr(importlib.import_module(module), name, value)
     os.chdir(cwd)
     sys.argv = ["dlx", *argv]
-    from cli.main import main
+    from dlx.cli.main import main
     main()  # Typer ends with SystemExit(code), which becomes the process's exit code
 
 

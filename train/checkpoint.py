@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from core.errors import DlxError
-from core.files import atomic_write
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write
 
 FORMAT = "dlx-checkpoint-1"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import DlxError
+from dlx.core.errors import DlxError
 
 
 @dataclass

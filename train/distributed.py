@@ -25,7 +25,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-from core.errors import DlxError
+from dlx.core.errors import DlxError
 
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective that waits this long means a rank is gone
 
@@ -197,8 +197,8 @@ def train_in_processes(spec_dict: dict, run_dir: Path, nproc: int, on_epoch=None
     calling `on_epoch(epoch, row)` here as each epoch's row appears, and return the run's summary. An exception
     from `on_epoch` (a search pruning the trial) stops the whole process group and propagates. Used by searches
     whose trials each take several devices (`nproc:` in the space). The test split is left alone."""
-    from core.files import atomic_write_text
-    from experiment.yamlio import dump_yaml
+    from dlx.core.files import atomic_write_text
+    from dlx.experiment.yamlio import dump_yaml
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     spec_file = run_dir.parent / f".{run_dir.name}.spec.yaml"

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import torch
 
-from archs.builder import build_model
-from archs.check import validate_spec
-from core.errors import DlxError
-from train.checkpoint import load_checkpoint
-from train.data import load_splits
-from train.data.access import open_split
-from train.device import pick_device
-from train.inputs import InputContract, check_dataset
-from train.loop import predict_logits
-from train.metrics import confusion_counts
-from train.rundir import RunFolder
+from dlx.archs.builder import build_model
+from dlx.archs.check import validate_spec
+from dlx.core.errors import DlxError
+from dlx.train.checkpoint import load_checkpoint
+from dlx.train.data import load_splits
+from dlx.train.data.access import open_split
+from dlx.train.device import pick_device
+from dlx.train.inputs import InputContract, check_dataset
+from dlx.train.loop import predict_logits
+from dlx.train.metrics import confusion_counts
+from dlx.train.rundir import RunFolder
 
 SPLITS = ("val", "test")  # the held-out splits a run (or ensemble) can be scored on
 

@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 
-from core.errors import DlxError
-from core.lazy import lazy_module
-from experiment.schema import MAX_IMAGE_SIDE
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
+from dlx.experiment.schema import MAX_IMAGE_SIDE
 
 torch = lazy_module("torch")  # only --resize needs it
 

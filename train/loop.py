@@ -13,14 +13,14 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from core.errors import DlxError
-from experiment.schema import ExperimentSpec
-from train.bn_stats import recalibration_images, recompute_bn_stats
-from train.data.tensors import TensorData
-from train.device import DevicePlan
-from train.diagnose import epoch_warnings
-from train.distributed import SINGLE, World, all_sum, same_buffers
-from train.progress import Silent
+from dlx.core.errors import DlxError
+from dlx.experiment.schema import ExperimentSpec
+from dlx.train.bn_stats import recalibration_images, recompute_bn_stats
+from dlx.train.data.tensors import TensorData
+from dlx.train.device import DevicePlan
+from dlx.train.diagnose import epoch_warnings
+from dlx.train.distributed import SINGLE, World, all_sum, same_buffers
+from dlx.train.progress import Silent
 
 
 class NonFiniteLoss(DlxError):

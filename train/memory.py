@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from core.errors import DlxError
+from dlx.core.errors import DlxError
 
 BACKWARD_FACTOR = 3  # forward activations + their gradients + temporaries
 MEMORY_FRACTION = 0.5  # of physical RAM (CPU) or of the GPU's memory

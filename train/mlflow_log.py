@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from core.errors import DlxError
-from core.urls import redact
+from dlx.core.errors import DlxError
+from dlx.core.urls import redact
 
 KEY = "train.log.mlflow"
 # small files of a run, search or ensemble folder that are copied to the MLflow run as artefacts

@@ -8,8 +8,8 @@ from typing import Callable
 
 import torch
 
-from core.errors import DlxError
-from core.registry import Registry
+from dlx.core.errors import DlxError
+from dlx.core.registry import Registry
 
 
 @dataclass(frozen=True)

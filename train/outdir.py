@@ -8,9 +8,13 @@ before markers existed are recognised by the files they always hold (see LEGACY)
 A writer holds an exclusive `fcntl.flock` on `.dlx-lock` inside the folder, so a second writer is refused at once,
 naming the first (its pid and host are in the lock file). The kernel drops the lock when the process dies, so a
 killed run never leaves a folder locked. Readers never take it.
+
+A command that fails removes again the folders it made (`discard_unused`) while they hold only bookkeeping: the
+marker, the lock and provenance.json, as a run that failed before training started leaves.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -18,9 +22,10 @@ import socket
 from pathlib import Path
 from typing import Optional
 
-from core.errors import DlxError
-from core.files import atomic_write_text
-from train.rundir import ensure_writable
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_text
+from dlx.train.provenance import FILE as PROVENANCE
+from dlx.train.rundir import ensure_writable
 
 MARKER = ".dlx-folder.json"
 LOCK = ".dlx-lock"
@@ -173,3 +178,50 @@ def write_marker(folder: str | Path, kind: str) -> None:
     except OSError:
         pass
     atomic_write_text(path, marker_text(kind))
+
+
+def _bookkeeping(name: str) -> bool:
+    """What a folder holds before a command wrote anything of value: dlx's own files, and provenance.json."""
+    return _is_own(name) or name == PROVENANCE
+
+
+def _unused(folder: Path, made: set) -> bool:
+    """Whether `folder` holds only bookkeeping files and folders in `made` that are unused too."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    return all(_unused(Path(e.path), made) if e.is_dir(follow_symlinks=False) and Path(e.path) in made
+               else e.is_file(follow_symlinks=False) and _bookkeeping(e.name) for e in entries)
+
+
+def _remove(folder: Path, top: bool = True) -> None:
+    """Delete the bookkeeping under `folder` (`_unused`), its sub-folders, and the top's lock last (release)."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            _remove(Path(entry.path), top=False)
+        elif _bookkeeping(entry.name) and not (top and entry.name == LOCK):
+            os.unlink(entry.path)
+    if not top:
+        os.rmdir(folder)
+
+
+def discard_unused(made: list[Path]) -> None:
+    """After a failed command, remove each folder it made (`made`: core.files.noting_made) that holds nothing of
+    value, so no empty run folder is left behind. A folder inside a made folder that is kept stays with it (a
+    failed search's trial folders), and so does any folder holding a file dlx didn't write; it is locked first,
+    so a folder another process has taken up meanwhile is left alone."""
+    made = set(made)
+    for folder in sorted(made):
+        if any(parent in made for parent in folder.parents) or not _unused(folder, made):
+            continue
+        try:
+            held = OutputFolder.acquire(folder, "run")
+        except DlxError:
+            continue  # another dlx process writes it now
+        with contextlib.suppress(OSError):
+            with held:
+                if not _unused(folder, made):
+                    continue
+                _remove(folder)
+            folder.rmdir()  # after release took the lock file: fails, harmlessly, if another process made one

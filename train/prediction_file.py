@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 from typing import Iterable, Optional
 
-from core.errors import DlxError
-from core.files import atomic_write
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write
 
 
 def write_predictions_csv(path: Path, rows: list[dict], classes: list[str]) -> None:

@@ -19,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator, Optional
 
-from core.errors import DlxError
-from core.files import atomic_write_json
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_json
 
 FILE = "provenance.json"
 FORMAT = 1

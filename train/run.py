@@ -14,29 +14,29 @@ from typing import Callable, Optional
 
 import torch
 
-from archs.builder import build_model, count_params
-from archs.check import validate_spec
-from core.errors import DlxError
-from experiment.load import spec_to_dict
-from experiment.overrides import key_paths
-from experiment.schema import ExperimentSpec
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.data import Splits, check_split_compatible, load_splits
-from train.data.access import open_split
-from train.data.tensors import make_augment
-from train.device import DevicePlan, pick_device
-from train.diagnose import split_warnings
-from train.distributed import SINGLE, World, join, leave, restarted_run, share, world_from_env, wrap
-from train.inputs import input_record
-from train.loop import TrainingSession, TrainState, evaluate, fit
-from train.memory import check_activation_memory
-from train.mlflow_log import Tracking, require_mlflow, resumable_run, summary_metrics, tracked
-from train.optim import continue_schedule, make_optimizer, make_scheduler
-from train.outdir import claim
-from train.progress import make_progress
-from train.provenance import read_provenance, recorded
-from train.rundir import RunFolder, new_run_dir
-from train.tensorboard import epoch_logger, require_tensorboard
+from dlx.archs.builder import build_model, count_params
+from dlx.archs.check import validate_spec
+from dlx.core.errors import DlxError
+from dlx.experiment.load import spec_to_dict
+from dlx.experiment.overrides import key_paths
+from dlx.experiment.schema import ExperimentSpec
+from dlx.train.checkpoint import load_checkpoint, save_checkpoint
+from dlx.train.data import Splits, check_split_compatible, load_splits
+from dlx.train.data.access import open_split
+from dlx.train.data.tensors import make_augment
+from dlx.train.device import DevicePlan, pick_device
+from dlx.train.diagnose import split_warnings
+from dlx.train.distributed import SINGLE, World, join, leave, restarted_run, share, world_from_env, wrap
+from dlx.train.inputs import input_record
+from dlx.train.loop import TrainingSession, TrainState, evaluate, fit
+from dlx.train.memory import check_activation_memory
+from dlx.train.mlflow_log import Tracking, require_mlflow, resumable_run, summary_metrics, tracked
+from dlx.train.optim import continue_schedule, make_optimizer, make_scheduler
+from dlx.train.outdir import claim
+from dlx.train.progress import make_progress
+from dlx.train.provenance import read_provenance, recorded
+from dlx.train.rundir import RunFolder, new_run_dir
+from dlx.train.tensorboard import epoch_logger, require_tensorboard
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import DlxError
-from core.files import atomic_write_json, atomic_write_text, strict_json
-from experiment.yamlio import dump_yaml
+from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_json, atomic_write_text, make_folder, note_made, strict_json
+from dlx.experiment.yamlio import dump_yaml
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
                   "images_per_second", "bn_seconds"]
@@ -29,6 +29,7 @@ def new_run_dir(parent: str | Path, name: str) -> Path:
             raise DlxError(f"the run name {name!r} would place files outside {parent}.", key="name")
         try:
             candidate.mkdir()
+            note_made(candidate)
             return candidate
         except FileExistsError:
             continue
@@ -39,7 +40,7 @@ def ensure_writable(folder: str | Path) -> Path:
     """Make `folder` (and parents) and prove we can write there, before any training starts."""
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         probe = folder / f".dlx-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from core.errors import DlxError
+from dlx.core.errors import DlxError
 
 # metrics.jsonl column → TensorBoard tag (grouped so train and validation share a chart)
 TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_accuracy": "accuracy/train",

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from archs import build_model, count_params
-from experiment.schema import ModelSpec
+from dlx.archs import build_model, count_params
+from dlx.experiment.schema import ModelSpec
 from tests.archs.conftest import check_forward
 from tests.conftest import ROOT
 
@@ -190,8 +190,8 @@ def test_chain_models_keep_their_state_dict_keys():
 
 
 def test_validation_and_shape_inference_are_torch_free():
-    code = ("import sys\nfrom experiment.schema import ModelSpec\nfrom archs.parse import parse_model\n"
-            "from archs.graph import plan\n"
+    code = ("import sys\nfrom dlx.experiment.schema import ModelSpec\nfrom dlx.archs.parse import parse_model\n"
+            "from dlx.archs.graph import plan\n"
             f"layers = {GRAPHS['inception'][1]!r}\n"
             "steps = plan(parse_model(ModelSpec(layers=layers)), (2, 9, 9))\n"
             "assert steps[5].out_shape == (15, 9, 9), steps[5].out_shape\n"

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from archs import build_model, summarize
-from experiment.schema import ExperimentSpec, ModelSpec
+from dlx.archs import build_model, summarize
+from dlx.experiment.schema import ExperimentSpec, ModelSpec
 from tests.archs.test_graph import GRAPHS
 
 

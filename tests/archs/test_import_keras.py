@@ -13,9 +13,9 @@ import yaml
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
-from archs import build_model, count_params, import_keras, spec_yaml
-from core.errors import DlxError
-from experiment.schema import ModelSpec
+from dlx.archs import build_model, count_params, import_keras, spec_yaml
+from dlx.core.errors import DlxError
+from dlx.experiment.schema import ModelSpec
 from tests.archs.test_keras_apps import WEIGHTED, keras_counts
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -12,8 +12,8 @@ import torch
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
-from archs import build_model, count_params
-from experiment.schema import ModelSpec
+from dlx.archs import build_model, count_params
+from dlx.experiment.schema import ModelSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -11,9 +11,9 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
-from archs import build_model
-from core.errors import DlxError
-from experiment.schema import ModelSpec
+from dlx.archs import build_model
+from dlx.core.errors import DlxError
+from dlx.experiment.schema import ModelSpec
 from tests.archs.test_real_keras import assert_same_outputs, dlx_model, keras_layers, keras_model, to_torch
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archs import build_model, count_params
-from experiment.schema import ModelSpec
+from dlx.archs import build_model, count_params
+from dlx.experiment.schema import ModelSpec
 from tests.archs.conftest import check_forward
 
 
@@ -146,7 +146,7 @@ def test_batchnorm_uses_keras_momentum_and_epsilon():
 def test_absurd_model_is_refused_before_allocating():
     import resource
 
-    from core.errors import DlxError
+    from dlx.core.errors import DlxError
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(DlxError, match="2,148,... parameters|parameters, more than"):
         build([{"Conv2D": [32768, 3]}, {"SeparableConv2D": [65536, 3]}, "Flatten"], (3, 32, 32))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archs import LAYERS, PRESETS, build_model
-from experiment.schema import ModelSpec
+from dlx.archs import LAYERS, PRESETS, build_model
+from dlx.experiment.schema import ModelSpec
 from tests.archs.conftest import check_forward
 
 

@@ -12,8 +12,8 @@ import torch
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")  # in the test extra, so CI runs this
 
-from archs import build_model  # noqa: E402
-from experiment.schema import ModelSpec  # noqa: E402
+from dlx.archs import build_model  # noqa: E402
+from dlx.experiment.schema import ModelSpec  # noqa: E402
 
 # Keras 3.15's torch backend calls numpy's __array__ without `copy`: its own deprecation, not ours
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

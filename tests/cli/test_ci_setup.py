@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 
 from tests.conftest import ROOT
 
@@ -17,8 +18,11 @@ def readme_bash_blocks() -> list[str]:
 
 
 def test_ci_runs_the_readme_commands_read_from_the_readme():
+    """The first block installs dlx as a user would (a regular install, no test extra) and trains; the second
+    installs the test extra and runs the suite."""
     blocks = readme_bash_blocks()
-    assert "-e '.[test]'" in blocks[0] and "pytest" in blocks[1]
+    assert "pip install" in blocks[0] and "[test]" not in blocks[0] and "dlx train" in blocks[0]
+    assert "-e '.[test]'" in blocks[1] and "pytest" in blocks[1]
     script = CI.read_text()
     function = re.search(r"^readme_block\(\) \{\n.*?^\}\n", script, re.S | re.M).group(0)
     for index in (1, 2):
@@ -29,13 +33,26 @@ def test_ci_runs_the_readme_commands_read_from_the_readme():
     assert "pip install" not in code and "pytest" not in code, "CI must not install or test beyond the README"
 
 
-def test_the_test_extra_holds_the_drivers_the_tests_use():
-    """tests/postgres_server.py needs psycopg2 and tests/report/test_tensorboard.py needs tensorboard: the README's
-    `.[test]` install must bring both, or those tests can't run from a fresh clone."""
-    line = re.search(r"^test = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.M | re.S).group(1)
-    extra = re.findall(r'"([^"]+)"', line)
-    names = {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in extra}
-    assert {"psycopg2-binary", "tensorboard"} <= names
+def extras() -> dict[str, list[str]]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+
+def names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+
+
+def test_the_test_extra_is_every_feature_extra_plus_the_test_tools():
+    """tests/postgres_server.py needs psycopg2, tests/export/ onnxruntime, ...: the README's `.[test]` install must
+    bring every feature extra, and names them through `dlx[...]` rather than repeating their requirements."""
+    declared = extras()
+    test = declared.pop("test")
+    own = [requirement for requirement in test if not requirement.startswith("dlx[")]
+    included = {name for requirement in test if requirement.startswith("dlx[")
+                for name in requirement[4:].rstrip("]").split(",")}
+    assert included == set(declared), f"the test extra includes {sorted(included)}, the feature extras are {sorted(declared)}"
+    repeated = names(own) & names([r for requirements in declared.values() for r in requirements])
+    assert not repeated, f"the test extra repeats what its extras hold: {sorted(repeated)}"
+    assert {"psycopg2-binary", "tensorboard", "onnxruntime"} <= names([r for e in declared.values() for r in e])
 
 
 def test_a_missing_service_skips_outside_ci_and_fails_in_ci(tmp_path):

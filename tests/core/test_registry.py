@@ -1,7 +1,7 @@
 """The registry type every pluggable kind uses: one matching rule, one error."""
 import pytest
 
-from core import DlxError, Registry
+from dlx.core import DlxError, Registry
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ GOOD = ["mlp", "mlp_seed1", "tanh", "cnn"]
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    from archs.check import load_spec
-    from train.run import train
+    from dlx.archs.check import load_spec
+    from dlx.train.run import train
     root = tmp_path_factory.mktemp("runs")
     folders = {}
     for name, overrides in RUNS.items():

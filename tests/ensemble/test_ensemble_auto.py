@@ -45,9 +45,9 @@ def _calm_pool(y: np.ndarray, seed: int) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def calm(runs, tmp_path_factory):
     """Four copies of a real run whose cached predictions are the calm pool; returns their folders."""
-    from ensemble.api import shared_data
-    from ensemble.members import load_member
-    from ensemble.predictions import cache_path
+    from dlx.ensemble.api import shared_data
+    from dlx.ensemble.members import load_member
+    from dlx.ensemble.predictions import cache_path
     member = load_member(runs["mlp"])
     _, y = shared_data(member)
     pools = {s: _calm_pool(y[s], seed) for seed, s in enumerate(("val", "test"))}

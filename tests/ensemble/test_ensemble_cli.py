@@ -147,8 +147,8 @@ def test_too_few_members_is_a_clear_error(runs, tmp_path):
 
 
 def _digits_test(runs):
-    from ensemble.api import shared_data
-    from ensemble.members import load_member
+    from dlx.ensemble.api import shared_data
+    from dlx.ensemble.members import load_member
     unit, y = shared_data(load_member(runs["mlp"]))
     return unit["test"][:], y["test"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensemble import diversity
-from ensemble.methods import METHODS, get_method, mixture_nll
-from ensemble.metrics import ece, nll
-from core.errors import DlxError
+from dlx.ensemble import diversity
+from dlx.ensemble.methods import METHODS, get_method, mixture_nll
+from dlx.ensemble.metrics import ece, nll
+from dlx.core.errors import DlxError
 
 
 def _synthetic(members=4, samples=400, classes=5, seed=0):
@@ -65,7 +65,7 @@ def test_identical_members_are_near_duplicates():
 
 
 def test_temperature_cools_overconfident_members():
-    from ensemble.temperature import apply_temperature, fit_temperature
+    from dlx.ensemble.temperature import apply_temperature, fit_temperature
     log_probs, y = _synthetic(members=1)
     hot = log_probs[0] * 4  # 4x sharper than it should be
     t = fit_temperature(hot, y)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from core.numbers import fmt
-from core.processes import pid_alive
-from train.metrics import calibration_bins, confusion_counts, ece
+from dlx.core.numbers import fmt
+from dlx.core.processes import pid_alive
+from dlx.train.metrics import calibration_bins, confusion_counts, ece
 
 
 def test_ece_is_the_sample_weighted_gap_of_the_calibration_bins():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ensemble.labels import differences, identifiers
-from ensemble.methods import Combination
-from ensemble.metrics import accuracy, nll
-from ensemble.selection import AUTO, BEST_MEMBER, Fitted, calibrate, fold_of, guard, select
+from dlx.ensemble.labels import differences, identifiers
+from dlx.ensemble.methods import Combination
+from dlx.ensemble.metrics import accuracy, nll
+from dlx.ensemble.selection import AUTO, BEST_MEMBER, Fitted, calibrate, fold_of, guard, select
 
 
 def _synthetic(members=4, samples=400, classes=5, seed=0):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import DlxError
-from archs.check import load_spec
-from experiment.load import spec_to_dict
-from experiment.overrides import apply_overrides
+from dlx.core.errors import DlxError
+from dlx.archs.check import load_spec
+from dlx.experiment.load import spec_to_dict
+from dlx.experiment.overrides import apply_overrides
 
 MINIMAL = "model:\n  layers:\n    - Flatten\n    - Dense: {units: classes}\n"
 
@@ -31,7 +31,7 @@ def test_set_on_list_index_out_of_range_is_an_error():
 
 def test_resolved_spec_round_trips(write_yaml, tmp_path):
     spec = load_spec(write_yaml(MINIMAL), ["seed=7"])
-    from experiment.yamlio import dump_yaml
+    from dlx.experiment.yamlio import dump_yaml
     again = write_yaml(dump_yaml(spec_to_dict(spec)), "again.yaml")
     assert spec_to_dict(load_spec(again)) == spec_to_dict(spec)
 
@@ -78,7 +78,7 @@ def test_alias_bomb_is_refused(write_yaml):
 
 
 def test_when_and_expressions(write_yaml):
-    from archs.parse import parse_model
+    from dlx.archs.parse import parse_model
     spec = load_spec(write_yaml("model:\n  vars: {bn: false, w: 8}\n  layers:\n"
                                 "    - Conv2D: {filters: '${w * 2 + 1}', kernel_size: 3}\n"
                                 "    - BatchNormalization: {when: '${bn}'}\n    - {Dropout: 0.1, when: '${w > 4}'}\n"))
@@ -87,7 +87,7 @@ def test_when_and_expressions(write_yaml):
 
 
 def test_layer_names_are_case_insensitive_for_pytorch_habits(write_yaml):
-    from archs.parse import parse_model
+    from dlx.archs.parse import parse_model
     spec = load_spec(write_yaml("model: {layers: [{conv2d: [3, 3]}, {batchnormalization: {}}]}\n"))
     assert [n.type for n in parse_model(spec.model)] == ["Conv2D", "BatchNormalization"]
 

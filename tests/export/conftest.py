@@ -13,8 +13,8 @@ MLP = ["model.vars={}", "model.layers=[Flatten, {Dense: {units: 32, activation: 
 
 
 def _train(root: Path, name: str, overrides: list[str]) -> Path:
-    from archs.check import load_spec
-    from train.run import train
+    from dlx.archs.check import load_spec
+    from dlx.train.run import train
     spec = load_spec(CONFIG, [*COMMON, f"name={name}", "model.vars.width=8", *overrides] if name == "cnn"
                      else [*COMMON, f"name={name}", *overrides])
     return train(spec, out=root / name, quiet=True).run_dir
@@ -29,7 +29,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def ensembles(runs, tmp_path_factory) -> dict[str, Path]:
     """A weighted ensemble with member temperatures, and a stacking one."""
-    from ensemble import build_ensemble
+    from dlx.ensemble import build_ensemble
     root = tmp_path_factory.mktemp("export_ensembles")
     members = [runs["cnn"], runs["mlp"]]
     build_ensemble(members, "average", out=root / "average", temperature=True)

@@ -14,7 +14,7 @@ from tests.conftest import ROOT, assert_user_error, run_dlx
 # Runs `dlx predict` in a fresh interpreter and reports whether torch was imported on the way.
 TORCH_FREE = """
 import json, sys
-from cli.main import app
+from dlx.cli.main import app
 try:
     app(sys.argv[1:])
 except SystemExit as exit:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from export.api import TOLERANCE, build_graph, split_chunks
-from export.formats import run
+from dlx.export.api import TOLERANCE, build_graph, split_chunks
+from dlx.export.formats import run
 
 FORMATS = ["onnx", "torchscript", "pt2"]
 
@@ -34,7 +34,7 @@ def check_agreement(source, fmt, folder):
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_run_exports_and_agrees(runs, fmt, tmp_path):
-    from export import export_model
+    from dlx.export import export_model
     result = export_model(runs["cnn"], fmt, tmp_path)
     document = check_agreement(runs["cnn"], fmt, tmp_path)
     assert document["format"] == fmt and result["verification"] == document["verification"]
@@ -52,7 +52,7 @@ def test_run_exports_and_agrees(runs, fmt, tmp_path):
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("kind", ["average", "stacking"])
 def test_ensemble_exports_as_one_graph(ensembles, kind, fmt, tmp_path):
-    from export import export_model
+    from dlx.export import export_model
     export_model(ensembles[kind], fmt, tmp_path)
     document = check_agreement(ensembles[kind], fmt, tmp_path)
     assert document["source"]["kind"] == "ensemble" and len(document["source"]["members"]) == 2
@@ -62,7 +62,7 @@ def test_ensemble_exports_as_one_graph(ensembles, kind, fmt, tmp_path):
 
 @pytest.mark.slow
 def test_default_folder_is_inside_the_run(runs):
-    from export import export_model
+    from dlx.export import export_model
     result = export_model(runs["mlp"], "onnx")
     assert (runs["mlp"] / "export" / "onnx" / "model.onnx").is_file()
     assert result["out"] == str(runs["mlp"] / "export" / "onnx")

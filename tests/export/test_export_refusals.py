@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import DlxError
-from train import InputContract
+from dlx.core.errors import DlxError
+from dlx.train import InputContract
 
 
 def test_flat_features_are_refused():
-    from export.graph import byte_factor
+    from dlx.export.graph import byte_factor
     with pytest.raises(DlxError, match="only image models can be exported.*64 features"):
         byte_factor(InputContract((64,), "float32", 0.0, 16.0, 1.0))
 
 
 def test_images_in_another_unit_are_refused():
-    from export.graph import byte_factor
+    from dlx.export.graph import byte_factor
     with pytest.raises(DlxError, match="trained on float32 values in 0–16.*not on image pixels"):
         byte_factor(InputContract((1, 8, 8), "float32", 0.0, 16.0, 1.0))
 
@@ -23,14 +23,14 @@ def test_images_in_another_unit_are_refused():
                                               (InputContract((3, 8, 8), "uint8", 0.0, 255.0, 1 / 255), 1.0),
                                               (InputContract((1, 8, 8), None, None, None, 1 / 255), 1.0)])
 def test_pixels_map_onto_training_units(contract, factor):
-    from export.graph import byte_factor
+    from dlx.export.graph import byte_factor
     assert byte_factor(contract) == pytest.approx(factor)
 
 
 def test_an_exporter_failure_names_the_layers_and_other_formats(tmp_path):
     import torch
 
-    from export.formats import write
+    from dlx.export.formats import write
 
     class ToNumpy(torch.nn.Module):
         def forward(self, x):
@@ -53,8 +53,8 @@ def test_a_model_that_fails_verification_is_not_left_behind(runs, tmp_path, monk
     """The exported file is removed when its runtime disagrees with PyTorch, so no unverified model looks usable."""
     import numpy as np
 
-    from export import export_model
-    from export import formats
+    from dlx.export import export_model
+    from dlx.export import formats
     monkeypatch.setattr(formats, "run", lambda fmt, path, images, batch_size=512: np.full((len(images), 10), 0.1))
     out = tmp_path / "onnx"
     with pytest.raises(DlxError, match="disagrees with PyTorch"):

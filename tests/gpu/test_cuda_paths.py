@@ -45,8 +45,8 @@ def test_a_cuda_run_learns_in_bf16_with_channels_last_and_data_on_the_device(tmp
 
 
 def test_the_training_data_stays_resident_on_the_gpu():
-    from archs.check import load_spec
-    from train import TensorData, load_splits
+    from dlx.archs.check import load_spec
+    from dlx.train import TensorData, load_splits
     splits = load_splits(load_spec(DIGITS).data)
     data = TensorData(splits, "train", torch.device("cuda"))
     x, y = next(data.batches(64, torch.Generator(device="cpu").manual_seed(0)))

@@ -31,7 +31,7 @@ def kill_writing(target: str) -> dict:
 
 def interrupt_after_last_checkpoint() -> dict:
     """`patches` for Dlx: Ctrl-C right after last.pt of epoch INTERRUPT_EPOCH is written."""
-    return {"train.run.save_checkpoint": save_then_interrupt}
+    return {"dlx.train.run.save_checkpoint": save_then_interrupt}
 
 
 def target_name(path: str) -> str:
@@ -83,7 +83,7 @@ def open_for_test(file, mode="r", *args, **kwargs):
 
 def save_then_interrupt(path, state: dict) -> None:
     """train.checkpoint.save_checkpoint, then Ctrl-C once last.pt of epoch INTERRUPT_EPOCH is in place."""
-    from train.checkpoint import save_checkpoint
+    from dlx.train.checkpoint import save_checkpoint
     save_checkpoint(path, state)
     if Path(path).name == "last.pt" and state.get("epoch") == INTERRUPT_EPOCH:
         os.kill(os.getpid(), signal.SIGINT)

@@ -31,7 +31,7 @@ def _limit_memory():
 def run_limited(*args, timeout: float = 20) -> subprocess.CompletedProcess:
     """`dlx ARGS` under a 4 GiB address-space limit (as `ulimit -v`), killed after `timeout` seconds."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=ROOT, env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "dlx", *map(str, args)], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=timeout, preexec_fn=_limit_memory)
 
 

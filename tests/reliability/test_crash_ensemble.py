@@ -33,8 +33,8 @@ LAYERS = ["model.layers=[Flatten, {Dense: {units: 8, activation: relu}}, {Dense:
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> list:
     """Three small digits runs, trained once for this module."""
-    from archs.check import load_spec
-    from train.run import train
+    from dlx.archs.check import load_spec
+    from dlx.train.run import train
     root = tmp_path_factory.mktemp("members")
     return [train(load_spec(DIGITS, [*COMMON, f"name=m{i}", layers, f"seed={i}"]), out=root / f"m{i}",
                   quiet=True).run_dir for i, layers in enumerate(LAYERS)]
@@ -48,7 +48,7 @@ def check_ensemble(folder, members) -> dict:
     result = json.loads((folder / "ensemble.json").read_text())
     document = yaml.safe_load((folder / "ensemble.yaml").read_text())
     assert len(result["members"]) == 3 and len(document["members"]) == 3
-    from ensemble.folder import load_ensemble
+    from dlx.ensemble.folder import load_ensemble
     assert len(load_ensemble(folder).members) == 3
     for path in caches(members):
         with np.load(path, allow_pickle=False) as archive:
@@ -111,7 +111,7 @@ def test_a_kill_half_way_through_each_write_keeps_the_previous_ensemble(members,
     rebuilding a stacking ensemble with its members reversed, the process kills itself half-way through writing
     combiner.npz, then ensemble.yaml, then ensemble.json. Each time the previous ensemble stays byte-identical
     and loads with its own members; then the same command succeeds."""
-    from ensemble.folder import load_ensemble
+    from dlx.ensemble.folder import load_ensemble
     out = tmp_path / "ensemble"
     code, output = run(["ensemble", *members, "--out", out, "--method", "stacking"], tmp_path / "first.log")
     assert code == 0, output

@@ -20,7 +20,7 @@ KILLS = 10
 TRIALS = 6
 # A kill inside Optuna's ask() leaves a trial with no owner, failed once ORPHAN_SECONDS (60) old; with 0.1 s
 # trials that happens often here, so the test waits 3 s instead (the rule itself: test_search_cli.py).
-ORPHAN = {"search.study.ORPHAN_SECONDS": 3}
+ORPHAN = {"dlx.search.study.ORPHAN_SECONDS": 3}
 
 
 def study_of(search_dir):
@@ -117,7 +117,7 @@ def test_a_trial_that_may_still_run_is_not_failed_within_the_grace_period(tmp_pa
     """A trial that has not yet recorded its owner (Optuna created it a moment ago), or that another machine's
     heartbeat kept alive 2 s ago, may belong to a live process: neither dlx's check for dead trials nor Optuna's
     stale-heartbeat check fails it before ORPHAN_SECONDS / GRACE_SECONDS (60 s)."""
-    from search.study import fail_dead_trials, open_storage
+    from dlx.search.study import fail_dead_trials, open_storage
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     study = optuna.create_study(study_name="grace", storage=storage)

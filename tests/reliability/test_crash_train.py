@@ -11,7 +11,7 @@ import pytest
 from tests.forked import Dlx, run
 from tests.reliability.conftest import DIGITS, TINY, assert_intact, rng
 from tests.reliability.midwrite import INTERRUPT_EPOCH, interrupt_after_last_checkpoint, kill_writing
-from train.rundir import TIMING_COLUMNS
+from dlx.train.rundir import TIMING_COLUMNS
 
 pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this suite to CI
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.main import app
+from dlx.cli.main import app
 from tests.conftest import assert_user_error, run_dlx
 from tests.reliability.conftest import DIGITS, TINY
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
+from dlx.cli.main import app
 from tests.conftest import ROOT, assert_user_error, run_dlx
 from tests.reliability.conftest import DIGITS, TINY, assert_intact
 from tests.services import require_service

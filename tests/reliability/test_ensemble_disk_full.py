@@ -80,8 +80,8 @@ ARTEFACTS = ("combiner.npz", "ensemble.yaml", "ensemble.json")
 @pytest.fixture
 def members(tmp_path) -> list:
     """Two small digits runs (one epoch each), trained in this process."""
-    from archs.check import load_spec
-    from train.run import train
+    from dlx.archs.check import load_spec
+    from dlx.train.run import train
     return [train(load_spec(DIGITS, [*COMMON, f"name=m{i}", layers, f"seed={i}"]), out=tmp_path / f"m{i}",
                   quiet=True).run_dir for i, layers in enumerate(LAYERS)]
 
@@ -106,8 +106,8 @@ def no_temp_files(*folders) -> None:
 
 def test_a_full_disk_while_ensembling_fails_cleanly_keeps_the_previous_ensemble_and_a_rerun_succeeds(members,
                                                                                                       tmp_path):
-    from ensemble.api import evaluate_ensemble
-    from ensemble.folder import load_ensemble
+    from dlx.ensemble.api import evaluate_ensemble
+    from dlx.ensemble.folder import load_ensemble
     out = tmp_path / "ensemble"
     args = ["ensemble", *members, "--out", out, "--method", "stacking"]
     failed = []  # the artefact whose write met the full disk, per failing run

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.main import app
-from core.errors import DlxError
-from archs.check import load_spec
+from dlx.cli.main import app
+from dlx.core.errors import DlxError
+from dlx.archs.check import load_spec
 from tests.conftest import assert_user_error, run_dlx
 from tests.reliability.conftest import DIGITS
 
@@ -174,7 +174,7 @@ def run_property(strategy, check, examples: int) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, examples, refused", [("spec", 120, 30), ("space", 60, 15)])
 def test_mutated_files_validate_or_name_the_key(kind, examples, refused, tmp_path_factory):
-    from search.space import load_space
+    from dlx.search.space import load_space
     load, base = (load_spec, SPEC) if kind == "spec" else (load_space, SPACE)
 
     def check(case):
@@ -254,7 +254,7 @@ def test_limits_refuse_quickly_through_the_cli(name, text, fragments, tmp_path):
 
 
 def test_run_folders_stay_inside_the_output_folder(tmp_path):
-    from train.rundir import new_run_dir
+    from dlx.train.rundir import new_run_dir
     for name in ("../x", "a/../../b", "/etc", "x/y"):
         with pytest.raises(DlxError, match="outside"):
             new_run_dir(tmp_path / "runs", name)
@@ -266,7 +266,7 @@ def test_run_folders_stay_inside_the_output_folder(tmp_path):
 
 
 def test_inline_base_errors_name_the_base_key(tmp_path):
-    from search.space import load_space
+    from dlx.search.space import load_space
     path = tmp_path / "space.yaml"
     path.write_text("base: {name: x}\ntrials: 2\nparams:\n  train.optimizer.lr: {float: [0.001, 0.01]}\n")
     with pytest.raises(DlxError) as caught:
@@ -275,7 +275,7 @@ def test_inline_base_errors_name_the_base_key(tmp_path):
 
 
 def test_a_base_name_too_long_is_refused_at_the_base_key(tmp_path):
-    from search.space import load_space
+    from dlx.search.space import load_space
     path = tmp_path / "space.yaml"
     path.write_text(f"base: {'x' * 300}.yaml\ntrials: 2\nparams:\n  train.optimizer.lr: {{float: [0.001, 0.01]}}\n")
     with pytest.raises(DlxError) as caught:
@@ -285,7 +285,7 @@ def test_a_base_name_too_long_is_refused_at_the_base_key(tmp_path):
 
 @pytest.mark.parametrize("override", ["train.epochs: -1", "train.epochz: 2", "train.epochs.deeper: 2"])
 def test_override_errors_name_the_space_file_and_the_override(override, tmp_path):
-    from search.space import load_space
+    from dlx.search.space import load_space
     (tmp_path / "digits.yaml").write_text(DIGITS.read_text())
     path = tmp_path / "space.yaml"
     path.write_text(f"base: digits.yaml\noverrides: {{{override}}}\ntrials: 2\n"

@@ -14,14 +14,14 @@ import time
 import optuna
 import pytest
 
-from search.study import open_storage
+from dlx.search.study import open_storage
 from tests.conftest import ROOT
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 OPEN = """
 import sys
 import optuna.storages
-from search.study import open_storage
+from dlx.search.study import open_storage
 print("ready", flush=True)
 open_storage(sys.argv[1], heartbeat=False)
 """

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from report import figures_ensemble, figures_run
-from report.figures import Report
+from dlx.report import figures_ensemble, figures_run
+from dlx.report.figures import Report
 
 
 @pytest.fixture

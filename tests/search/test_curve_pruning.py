@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search import load_space
-from search.curve_pruning import brackets, should_stop
+from dlx.search import load_space
+from dlx.search.curve_pruning import brackets, should_stop
 
 TWO = "objectives:\n  - val_accuracy: max\n  - params: min\n"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.devices import assign, device_env, parse_devices
+from dlx.search.devices import assign, device_env, parse_devices
 from tests.conftest import assert_user_error, run_dlx
 from tests.search.conftest import load_trials
 

@@ -53,7 +53,7 @@ def test_a_trial_of_a_dead_machine_is_requeued_by_its_stale_heartbeat(tmp_path):
     import time
 
     import optuna
-    from search.study import BEAT_ATTR, GRACE_SECONDS, fail_dead_trials, open_storage
+    from dlx.search.study import BEAT_ATTR, GRACE_SECONDS, fail_dead_trials, open_storage
     study = optuna.create_study(storage=open_storage(f"journal://{tmp_path / 'search.journal'}"), study_name="s")
     alive, dead = study.ask(), study.ask()
     for trial, beat in ((alive, time.time()), (dead, time.time() - GRACE_SECONDS - 5)):

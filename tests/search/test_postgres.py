@@ -18,7 +18,7 @@ def test_two_processes_fill_one_postgres_study(postgres_url, make_space, tmp_pat
     import optuna
     space = make_space("sampler: random\ntrials: 6\noverrides: {train.epochs: 2}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    processes = [subprocess.Popen([sys.executable, "-m", "cli.main", "search", str(space), "--storage", postgres_url,
+    processes = [subprocess.Popen([sys.executable, "-m", "dlx", "search", str(space), "--storage", postgres_url,
                                    "--name", "shared", "--out", str(tmp_path / f"machine{i}"), "--quiet"],
                                   cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for process in processes:

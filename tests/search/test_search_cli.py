@@ -21,7 +21,7 @@ MODEL_BASED = {"tpe", "gp", "cmaes"}
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_every_sampler_runs_a_tiny_search(sampler, make_space, tmp_path):
-    from cli.main import app
+    from dlx.cli.main import app
     args = "sampler_args: {n_startup_trials: 1}\n" if sampler in MODEL_BASED else ""
     params = "params:\n  train.optimizer.lr: {choice: [0.01, 0.03]}\n  model.vars.width: {int: [8, 16], step: 8}\n" \
         if sampler == "grid" else None
@@ -73,16 +73,16 @@ def test_max_failures_stops_the_search(make_space, tmp_path):
 
 
 def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(make_space, tmp_path, monkeypatch):
-    import train.run
-    from search import run_search
-    real, calls = train.run.train, []
+    import dlx.train.run
+    from dlx.search import run_search
+    real, calls = dlx.train.run.train, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("boom")
         return real(*args, **kwargs)
-    monkeypatch.setattr(train.run, "train", flaky)
+    monkeypatch.setattr(dlx.train.run, "train", flaky)
     result = run_search(make_space("sampler: random\ntrials: 2\n"), out=tmp_path / "search")
     trials = load_trials(tmp_path / "search")
     assert trials[0].state.name == "FAIL" and trials[0].user_attrs["fail_reason"] == "RuntimeError: boom"
@@ -108,7 +108,7 @@ def test_sigkill_mid_trial_then_rerun_finishes_without_losing_trials(make_space,
     space = make_space("sampler: tpe\ntrials: 4\noverrides: {train.epochs: 40}\n")  # ~2 s a trial: time to catch one
     out = tmp_path / "search"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "search", str(space), "--out", str(out), "--quiet"],
+    process = subprocess.Popen([sys.executable, "-m", "dlx", "search", str(space), "--out", str(out), "--quiet"],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     killed = None
     deadline = time.time() + 240
@@ -147,14 +147,14 @@ def test_a_trial_killed_before_recording_its_owner_is_failed_after_the_grace_per
     search waited on it without end. Such a trial is failed (and re-queued) once ORPHAN_SECONDS old."""
     import optuna
 
-    import search.study
-    from search.api import run_search
+    import dlx.search.study
+    from dlx.search.api import run_search
     space = make_space("sampler: random\ntrials: 2\n")
     out = tmp_path / "search"
     run_search(space, out=out)
     study = optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}")
     orphan = study.ask()  # RUNNING, no owner: as if killed right after Optuna created it
-    monkeypatch.setattr(search.study, "ORPHAN_SECONDS", 2)
+    monkeypatch.setattr(dlx.search.study, "ORPHAN_SECONDS", 2)
     started = time.monotonic()
     result = run_search(resume=out, trials=3)
     assert result.stopped == "done" and time.monotonic() - started < 60

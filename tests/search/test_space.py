@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from search.distributions import Choice, FloatRange, IntRange, parse_distribution
-from search.space import load_space, parse_duration
-from core.errors import DlxError
+from dlx.search.distributions import Choice, FloatRange, IntRange, parse_distribution
+from dlx.search.space import load_space, parse_duration
+from dlx.core.errors import DlxError
 
 
 def test_float_range_checks_order():

@@ -6,7 +6,7 @@ import multiprocessing
 
 import optuna
 
-from search.study import open_storage
+from dlx.search.study import open_storage
 
 ROUNDS = 15
 

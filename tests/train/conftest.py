@@ -8,13 +8,13 @@ import pytest
 from dataset_files import TINY_CNN, write_npz
 from typer.testing import CliRunner
 
-from train.rundir import TIMING_COLUMNS
+from dlx.train.rundir import TIMING_COLUMNS
 
 
 def dlx(*args):
     """Run a dlx command in this process, through the same Typer app and error boundary as `dlx`; 200 columns, as
     `run_dlx` has, so that rich does not fold a long tmp path in the `run folder:` line over two lines."""
-    from cli.main import app
+    from dlx.cli.main import app
     return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
 
 

@@ -10,10 +10,10 @@ from dataset_files import (write_cifar10, write_cifar100, write_mnist, write_npz
 
 from pydantic import ValidationError
 
-from core.errors import DlxError
-from experiment.schema import DataSpec
-from train.data import load_splits
-from train.data.split import stratified_split
+from dlx.core.errors import DlxError
+from dlx.experiment.schema import DataSpec
+from dlx.train.data import load_splits
+from dlx.train.data.split import stratified_split
 
 
 def splits_of(**data):
@@ -244,7 +244,7 @@ def test_image_size_must_be_positive(tmp_path):
 def test_digits_read_from_sklearns_file_match_its_loader():
     """dlx reads the bundled CSV without importing sklearn (a second per process); it must be the same data."""
     from sklearn.datasets import load_digits as sk_digits
-    from train.data.sources import load_digits
+    from dlx.train.data.sources import load_digits
     raw, reference = load_digits(DataSpec(dataset="digits")), sk_digits()
     assert raw.x_train.shape == (1797, 1, 8, 8)
     np.testing.assert_array_equal(raw.x_train[:, 0], (reference.images / 16.0).astype(np.float32))

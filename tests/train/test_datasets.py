@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from experiment.datasets import DATASETS
-from experiment.schema import DataSpec
-from train.data import load_splits
+from dlx.experiment.datasets import DATASETS
+from dlx.experiment.schema import DataSpec
+from dlx.train.data import load_splits
 
 
 @pytest.mark.parametrize("name", DATASETS.names())

@@ -102,7 +102,7 @@ def test_sync_batch_norm_on_cpu_is_refused_before_launching(tmp_path):
 def test_streamed_and_in_memory_data_give_two_processes_the_same_batches(tmp_path):
     """Each rank reads only its share of every global batch, from disk (data.cache: stream) as from memory."""
     from dataset_files import write_png_folder
-    from train.rundir import TIMING_COLUMNS
+    from dlx.train.rundir import TIMING_COLUMNS
     folder = write_png_folder(tmp_path / "images", per_class=14, size=(12, 10))
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"name: s\nseed: 0\ndata: {{dataset: image_folder, path: {folder}, workers: 1, augment: "

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.errors import DlxError
-from experiment.schema import OptimizerSpec, SchedulerSpec
-from train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler
+from dlx.core.errors import DlxError
+from dlx.experiment.schema import OptimizerSpec, SchedulerSpec
+from dlx.train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler
 
 OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                      "rmsprop": torch.optim.RMSprop}

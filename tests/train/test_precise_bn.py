@@ -84,8 +84,8 @@ def test_off_keeps_the_lagging_moving_averages(mnist_root, tmp_path):
 
 
 def test_recomputed_statistics_are_the_plain_average_over_the_sample():
-    from train.bn_stats import recompute_bn_stats
-    from train.device import DevicePlan
+    from dlx.train.bn_stats import recompute_bn_stats
+    from dlx.train.device import DevicePlan
 
     class Data:
         def __init__(self, x):

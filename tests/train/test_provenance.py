@@ -75,12 +75,12 @@ def test_search_and_ensemble_folders_have_provenance(tmp_path):
 
 
 def test_dlx_help_imports_no_mlflow():
-    code = "import sys, cli.main; assert 'mlflow' not in sys.modules, 'mlflow imported by the CLI'"
+    code = "import sys, dlx.cli.main; assert 'mlflow' not in sys.modules, 'mlflow imported by the CLI'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
 def _append_sessions(folder: str, updates: int) -> None:
-    from train.provenance import recorded
+    from dlx.train.provenance import recorded
     with recorded(folder, "search") as record:
         for step in range(updates):
             record.update(device=f"step-{step}")
@@ -90,7 +90,7 @@ def test_processes_sharing_a_folder_keep_every_session(tmp_path):
     """A search's workers (and machines joining one search) append to one provenance.json at once: none of
     their sessions may be lost to another's rewrite."""
     import multiprocessing
-    from train.provenance import read_provenance
+    from dlx.train.provenance import read_provenance
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_append_sessions, args=(str(tmp_path), 40)) for _ in range(4)]
     for worker in workers:

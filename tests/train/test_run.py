@@ -10,11 +10,11 @@ import pytest
 import torch
 from dataset_files import TINY_CNN, write_npz
 
-from core.errors import DlxError
-from archs.check import load_spec
-from train.evaluate import evaluate_run, load_run_model
-from train.rundir import METRIC_COLUMNS, TIMING_COLUMNS, new_run_dir
-from train.run import train
+from dlx.core.errors import DlxError
+from dlx.archs.check import load_spec
+from dlx.train.evaluate import evaluate_run, load_run_model
+from dlx.train.rundir import METRIC_COLUMNS, TIMING_COLUMNS, new_run_dir
+from dlx.train.run import train
 
 SUMMARY_KEYS = {"best_epoch", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "trainable_params", "epochs",
                 "wall_seconds", "images_per_second", "device", "torch_version", "status"}
@@ -110,7 +110,7 @@ def test_each_scheduler_trains(tiny_spec, tmp_path, scheduler):
 def test_cosine_and_step_schedules_follow_their_formulas():
     from types import SimpleNamespace
 
-    from train.optim import lr_factor
+    from dlx.train.optim import lr_factor
     cosine = lr_factor(SimpleNamespace(name="cosine", warmup_epochs=1, min_lr=0.0), 1.0, 10, 3)
     assert [cosine(0), cosine(9), cosine(10), cosine(20), cosine(30)] == pytest.approx([0.1, 1.0, 1.0, 0.5, 0.0])
     step = lr_factor(SimpleNamespace(name="step", warmup_epochs=0, min_lr=0.0, step_size=2, gamma=0.5), 1.0, 10, 6)
@@ -126,7 +126,7 @@ def test_label_smoothing_grad_clip_and_augmentation_train(tiny_spec, tmp_path):
 def test_augmentation_crops_and_flips_with_the_generator():
     from types import SimpleNamespace
 
-    from train.data.tensors import make_augment
+    from dlx.train.data.tensors import make_augment
     assert make_augment(SimpleNamespace(random_crop_padding=0, horizontal_flip=False)) is None
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
     flip = make_augment(SimpleNamespace(random_crop_padding=0, horizontal_flip=True))
@@ -218,14 +218,14 @@ def test_settings_torch_or_numpy_would_reject_are_refused_by_the_spec(tiny_spec,
 
 
 def test_progress_display_choices(capsys):
-    from train.progress import EpochLines, LiveBar, Silent, make_progress
+    from dlx.train.progress import EpochLines, LiveBar, Silent, make_progress
     assert type(make_progress(quiet=True)) is Silent
     assert type(make_progress(quiet=False)) is EpochLines  # stderr is not a terminal under pytest
     assert issubclass(LiveBar, EpochLines)
 
 
 def test_accuracy_ties_go_to_the_lower_validation_loss():
-    from train.loop import better
+    from dlx.train.loop import better
     best = {"val_accuracy": 0.9, "val_loss": 0.30}
     assert better("val_accuracy", {"val_accuracy": 0.9, "val_loss": 0.20}, best)
     assert not better("val_accuracy", {"val_accuracy": 0.9, "val_loss": 0.40}, best)

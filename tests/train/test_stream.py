@@ -12,14 +12,14 @@ import pytest
 import torch
 from dataset_files import BN_CNN, TINY_DENSE, images, write_png_folder
 
-from archs.check import load_spec
+from dlx.archs.check import load_spec
 from tests.conftest import assert_user_error, run_dlx
 from tests.train.conftest import dlx
-from train.data import load_splits
-from train.data.formats import map_arrays
-from train.data.order import batch_count, batch_indices, epoch_order
-from train.rundir import TIMING_COLUMNS
-from train.run import train
+from dlx.train.data import load_splits
+from dlx.train.data.formats import map_arrays
+from dlx.train.data.order import batch_count, batch_indices, epoch_order
+from dlx.train.rundir import TIMING_COLUMNS
+from dlx.train.run import train
 
 
 def rows(run_dir) -> list[dict]:
@@ -186,16 +186,16 @@ def test_batches_cover_each_sample_once_and_drop_a_last_batch_of_one_when_shuffl
 
 
 def test_an_ensemble_of_streamed_runs_reads_their_splits_a_batch_at_a_time(folder_spec, tmp_path, monkeypatch):
-    from ensemble.api import build_ensemble
-    from ensemble.predictions import member_log_probs
-    from train.data.lazy import LazyArray
+    from dlx.ensemble.api import build_ensemble
+    from dlx.ensemble.predictions import member_log_probs
+    from dlx.train.data.lazy import LazyArray
     runs = [train(folder_spec("data.cache=stream", f"train.optimizer.lr={lr}"), out=tmp_path / f"lr{lr}")
             for lr in (0.01, 0.003)]
     read = []
     original = LazyArray.read_many
     monkeypatch.setattr(LazyArray, "read_many", lambda self, positions: read.append(len(positions)) or
                         original(self, positions))
-    monkeypatch.setattr("ensemble.predictions.member_log_probs",
+    monkeypatch.setattr("dlx.ensemble.predictions.member_log_probs",
                         lambda *args, **kwargs: member_log_probs(*args, **{**kwargs, "batch_size": 8}))
     result = build_ensemble([run.run_dir for run in runs], method="average", out=tmp_path / "ensemble", device="cpu")
     assert sum(read) == 2 * sum(result["samples"].values()) and max(read) <= 8  # both members, all, 8 at a time
@@ -205,9 +205,9 @@ def test_an_ensemble_of_streamed_runs_reads_their_splits_a_batch_at_a_time(folde
 
 
 def test_the_report_of_a_streamed_run_decodes_only_the_images_it_shows(folder_spec, tmp_path, monkeypatch):
-    from report import make_report
-    from report.figures_run import WORST
-    from train.data.lazy import ImageFiles
+    from dlx.report import make_report
+    from dlx.report.figures_run import WORST
+    from dlx.train.data.lazy import ImageFiles
     run = train(folder_spec("data.cache=stream", "data.workers=0", "data.test_split=0.6"), out=tmp_path / "run")
     decoded = []
     original = ImageFiles.read

@@ -29,8 +29,8 @@ OVERHEAD = 112 * MiB  # the streamed run beyond the budget, for the 32×32 image
 
 CHILD = """
 import json, re, sys
-from archs.check import load_spec
-from train.run import train
+from dlx.archs.check import load_spec
+from dlx.train.run import train
 
 def kib(field):
     return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
@@ -65,7 +65,7 @@ def write_folder(root: Path, count: int, side: int, classes: int = 4) -> Path:
 
 
 def metric_rows(run_dir: Path) -> list[dict]:
-    from train.rundir import TIMING_COLUMNS
+    from dlx.train.rundir import TIMING_COLUMNS
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING_COLUMNS} for line in lines]
 

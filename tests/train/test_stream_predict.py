@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from dataset_files import write_png_folder
 
-from archs.check import load_spec
-from ensemble.folder import load_model
-from ensemble.predict import CHUNK, input_chunks, read_inputs
+from dlx.archs.check import load_spec
+from dlx.ensemble.folder import load_model
+from dlx.ensemble.predict import CHUNK, input_chunks, read_inputs
 from tests.conftest import assert_user_error, run_dlx
-from train.inputs import InputContract
-from train.run import train
+from dlx.train.inputs import InputContract
+from dlx.train.run import train
 
 
 @pytest.fixture(scope="module")

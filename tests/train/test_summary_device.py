@@ -7,8 +7,8 @@ import json
 import pytest
 from dataset_files import TINY_CNN, write_npz
 
-from archs.check import load_spec
-from train.run import train
+from dlx.archs.check import load_spec
+from dlx.train.run import train
 
 
 @pytest.mark.parametrize("device, precision, channels_last", [

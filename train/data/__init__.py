@@ -10,12 +10,12 @@ from typing import Optional
 
 import numpy as np
 
-from core.errors import DlxError
-from experiment.datasets import DATASETS
-from train.data.cache import CacheChoice, choose_cache
-from train.data.lazy import is_lazy
-from train.data.split import fingerprint, stratified_split
-from train.data.stats import CHUNK, Stats, array_chunks, channel_stats
+from dlx.core.errors import DlxError
+from dlx.experiment.datasets import DATASETS
+from dlx.train.data.cache import CacheChoice, choose_cache
+from dlx.train.data.lazy import is_lazy
+from dlx.train.data.split import fingerprint, stratified_split
+from dlx.train.data.stats import CHUNK, Stats, array_chunks, channel_stats
 
 __all__ = ["DatasetInfo", "Splits", "check_split_compatible", "dataset_info", "load_splits"]
 
@@ -61,7 +61,7 @@ def dataset_info(data) -> DatasetInfo:
 def _training_stats(x, scale: float, workers: Optional[int]) -> Optional[Stats]:
     """One pass over the training samples, in CHUNK-sized chunks whether in memory or streamed."""
     if is_lazy(x):
-        from train.data.loader import raw_chunks  # torch's DataLoader: only when streaming
+        from dlx.train.data.loader import raw_chunks  # torch's DataLoader: only when streaming
         return channel_stats(raw_chunks(x, CHUNK, workers), scale)
     return channel_stats(array_chunks(x), scale)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from experiment.schema import budget_bytes
-from train.data.lazy import is_lazy
+from dlx.experiment.schema import budget_bytes
+from dlx.train.data.lazy import is_lazy
 
 
 @dataclass(frozen=True)

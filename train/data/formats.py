@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DlxError
-from core.lazy import lazy_module
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
 
 Image = lazy_module("PIL.Image")  # image folders and `dlx predict` only: keeps other start-ups light
 scipy_io = lazy_module("scipy.io")  # SVHN only

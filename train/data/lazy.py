@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from core.errors import DlxError
-import train.data.formats as formats
+from dlx.core.errors import DlxError
+import dlx.train.data.formats as formats
 
 SAMPLED_FILES = 16  # files whose first bytes enter a folder's fingerprint, evenly spread over the listing
 SAMPLED_BYTES = 65536

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from core.errors import DlxError
-from train.data.cache import default_workers
-from train.data.lazy import LazyArray
-from train.data.order import batch_indices
+from dlx.core.errors import DlxError
+from dlx.train.data.cache import default_workers
+from dlx.train.data.lazy import LazyArray
+from dlx.train.data.order import batch_indices
 
 PREFETCH = 4  # batches each worker decodes ahead
 

@@ -12,10 +12,10 @@ from typing import Optional
 
 import numpy as np
 
-from core.errors import DlxError
-from core.lazy import lazy_module
-import train.data.formats as formats
-from train.data.lazy import ImageFiles, LazyArray, MappedArray
+from dlx.core.errors import DlxError
+from dlx.core.lazy import lazy_module
+import dlx.train.data.formats as formats
+from dlx.train.data.lazy import ImageFiles, LazyArray, MappedArray
 
 tvd = lazy_module("torchvision.datasets")  # downloads only: importing torchvision costs start-up time
 

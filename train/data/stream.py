@@ -10,10 +10,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from train.data import Splits
-from train.data.loader import SampleLoader, release_freed_memory
-from train.data.order import batch_indices, epoch_order
-from train.data.tensors import Normalise
+from dlx.train.data import Splits
+from dlx.train.data.loader import SampleLoader, release_freed_memory
+from dlx.train.data.order import batch_indices, epoch_order
+from dlx.train.data.tensors import Normalise
 
 
 

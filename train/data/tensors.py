@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from train.data import Splits
-from train.data.order import batch_indices, epoch_order
+from dlx.train.data import Splits
+from dlx.train.data.order import batch_indices, epoch_order
 
 
 class Normalise:
