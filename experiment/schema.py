@@ -56,7 +56,11 @@ class DataSpec(Section):
                                                 "folder of x_train.npy, y_train.npy (x_test.npy, y_test.npy)")
     image_size: Optional[Union[PositiveInt, tuple[PositiveInt, PositiveInt]]] = Field(
         None, description=f"image_folder: resize to this (h, w), at most {MAX_IMAGE_SIDE} pixels a side")
-    grayscale: bool = Field(False, description="image_folder: convert images to one channel")
+    grayscale: bool = Field(False, description="image_folder: convert images to one channel (data.channels: 1)")
+    channels: Literal["auto", 1, 3] = Field(
+        "auto", description="image_folder: channels the model takes, 1 (grayscale) or 3 (RGB); auto: 1 when every "
+                            "image is single-channel (read from the file headers, nothing decoded), else 3. A run "
+                            "records the choice in its config.yaml")
     val_split: float = Field(0.1, gt=0.0, lt=1.0, description="fraction of the training set held out for validation")
     test_split: float = Field(0.2, gt=0.0, lt=1.0, description="fraction held out as test set when the data has none")
     split_seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the validation/test split; keep it fixed to compare runs")
@@ -93,6 +97,19 @@ class DataSpec(Section):
         except DlxError as exc:
             raise ValueError(exc.message) from None
 
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _no_bool_channels(cls, value):
+        if isinstance(value, bool):  # YAML's `true` would pass as 1
+            raise ValueError(f"channels is 'auto', 1 or 3, not {str(value).lower()}; for one channel write 1")
+        return value
+
+    @model_validator(mode="after")
+    def _one_channel_count(self):
+        if self.grayscale and self.channels == 3:
+            raise ValueError("grayscale: true converts images to one channel, but channels is 3; give one of them")
+        return self
+
     @model_validator(mode="after")
     def _path_needed(self):
         needs = DATASETS.get(self.dataset).path
@@ -103,7 +120,7 @@ class DataSpec(Section):
 
 class ModelSpec(Section):
     preset: Optional[str] = Field(None, description="a named architecture from archs/presets (instead of layers)")
-    layers: Optional[list[Any]] = Field(None, description="Keras-style layer list; see README")
+    layers: Optional[list[Any]] = Field(None, description="Keras-style layer list; see docs/spec.md")
     vars: dict[str, Any] = Field(default_factory=dict, description="values that layers reference as ${name}")
 
     @model_validator(mode="after")
