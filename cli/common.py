@@ -75,5 +75,17 @@ def located_in(path):
         raise
 
 
+def model_folder(path):
+    """The folder `dlx evaluate`, `predict` and `export` read a model from: `path`, or for a search folder its best
+    trial's run folder (what one wants from a search), said in one line on stderr (stdout may be --json)."""
+    from pathlib import Path
+    if not (Path(path) / "search.yaml").is_file():
+        return path
+    from dlx.search.folder import best_trial
+    number, run_dir = best_trial(Path(path))
+    err_console.print(f"search folder: using its best trial {number} ({run_dir})", highlight=False, soft_wrap=True)
+    return run_dir
+
+
 def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")

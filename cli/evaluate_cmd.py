@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dlx.cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.common import JsonOption, console, friendly_errors, model_folder, print_json
 
 
 def confusion_table(matrix: list[list[int]], names: list[str]):
@@ -28,7 +28,8 @@ def confusion_table(matrix: list[list[int]], names: list[str]):
 
 
 @friendly_errors
-def evaluate(run_dir: Annotated[Path, typer.Argument(help="A run folder (or an ensemble folder).")],
+def evaluate(run_dir: Annotated[Path, typer.Argument(help="A run folder, an ensemble folder, or a search folder (its "
+                                                          "best trial).")],
              split: Annotated[str, typer.Option(help="val or test.")] = "test", json: JsonOption = False) -> None:
     """Reload the best checkpoint and report loss, accuracy and the confusion matrix (rows: true class,
     columns: predicted; also under confusion_matrix in --json).
@@ -39,7 +40,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A run folder (or an e
     code 2, naming what was expected and what was found.
     """
     from dlx.ensemble import evaluate_folder
-    result = evaluate_folder(run_dir, split)
+    result = evaluate_folder(model_folder(run_dir), split)
     if json:
         print_json(result)
         return

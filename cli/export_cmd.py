@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.cli.common import JsonOption, console, friendly_errors, print_json
+from dlx.cli.common import JsonOption, console, friendly_errors, model_folder, print_json
 
 
 class Format(str, Enum):
@@ -17,7 +17,8 @@ class Format(str, Enum):
 
 
 @friendly_errors
-def export(source: Annotated[Path, typer.Argument(help="A run folder or an ensemble folder.")],
+def export(source: Annotated[Path, typer.Argument(help="A run folder, an ensemble folder, or a search folder (its best "
+                                                         "trial).")],
            format: Annotated[Format, typer.Option("--format", help="onnx (onnxruntime), torchscript "
                                                   "(torch.jit.load) or pt2 (torch.export.load).")] = Format.onnx,
            out: Annotated[Optional[Path], typer.Option(help="Folder to write into (default: "
@@ -32,7 +33,7 @@ def export(source: Annotated[Path, typer.Argument(help="A run folder or an ensem
     code 2. `dlx predict MODEL.onnx INPUT` runs an ONNX export without PyTorch.
     """
     from dlx.export import export_model
-    result = export_model(source, format.value, out)
+    result = export_model(model_folder(source), format.value, out)
     if json:
         print_json(result)
         return

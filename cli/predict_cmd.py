@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlx.cli.common import JsonOption, console, err_console, friendly_errors, print_json
+from dlx.cli.common import JsonOption, console, err_console, friendly_errors, model_folder, print_json
 from dlx.core.errors import DlxError
 
 ResizeOption = Annotated[bool, typer.Option("--resize", help="Resize images (or .npz arrays) of another height×width "
@@ -14,8 +14,9 @@ ResizeOption = Annotated[bool, typer.Option("--resize", help="Resize images (or 
 
 
 @friendly_errors
-def predict(model: Annotated[Path, typer.Argument(help="A run folder, an ensemble folder, or an exported .onnx "
-                                                        "model (run by onnxruntime).")],
+def predict(model: Annotated[Path, typer.Argument(help="A run folder, an ensemble folder, a search folder (its "
+                                                        "best trial), or an exported .onnx model (run by "
+                                                        "onnxruntime).")],
             input: Annotated[Path, typer.Argument(help="An image, a folder of images, or an .npz (key x or x_test).")],
             out: Annotated[Optional[Path], typer.Option(help="Write predictions as CSV here.")] = None,
             resize: ResizeOption = False, json: JsonOption = False) -> None:
@@ -36,7 +37,7 @@ def predict(model: Annotated[Path, typer.Argument(help="A run folder, an ensembl
         result = predict_onnx(model, input, out)
     else:
         from dlx.ensemble import predict as run_predict
-        result = run_predict(model, input, out, resize)
+        result = run_predict(model_folder(model), input, out, resize)
     for notice in result["notices"]:
         err_console.print(f"notice: {notice}", highlight=False, soft_wrap=True)
     if json:

@@ -58,22 +58,36 @@ def _key_path(loc) -> tuple:
                                                                or UNION_MEMBER.match(p))))
 
 
-def validation_error(exc: ValidationError, model: type[BaseModel], file, text: str | None) -> DlxError:
-    """Turn pydantic's report into one DlxError naming the first problem (and counting the rest); the members of a
-    union that all refused one value make one problem: "input should be 'auto' or 'off'; or a valid integer"."""
-    errors = exc.errors()
-    loc = _key_path(errors[0]["loc"])
-    same = [e for e in errors if _key_path(e["loc"]) == loc]
-    others = len(errors) - len(same)
-    key = ".".join(str(p) for p in loc) or None
-    more = f" ({others} more problem{'s' if others > 1 else ''} after this one.)" if others else ""
-    line = line_of(text, list(loc)) if text else None
-    if len(same) == 1:
-        message = _describe({**errors[0], "loc": loc}, model)
+def validation_error(exc: ValidationError, model: type[BaseModel], file, text: str | None,
+                     every: bool = False) -> DlxError:
+    """Turn pydantic's report into one DlxError naming the first problem, and then each other one (`every`) or how
+    many there are; the members of a union that all refused one value make one problem: "input should be 'auto' or
+    'off'; or a valid integer"."""
+    groups: dict[tuple, list] = {}
+    for error in exc.errors():
+        groups.setdefault(_key_path(error["loc"]), []).append(error)
+    (loc, same), *rest = groups.items()
+    others = sum(len(errors) for _, errors in rest)
+    if every:
+        more = "".join(f" At '{'.'.join(map(str, at))}'{_line_note(text, at)}: {_problem(errors, at, model)}"
+                       for at, errors in rest)
     else:
-        described = "; or ".join(_describe({**e, "loc": loc}, model, hint=False).rstrip(".") for e in same)
-        message = described + "." + next((h for h in map(choice_hint, same) if h), "")
-    return DlxError(message + more, file=file, key=key, line=line)
+        more = f" ({others} more problem{'s' if others > 1 else ''} after this one.)" if others else ""
+    return DlxError(_problem(same, loc, model) + more, file=file, key=".".join(str(p) for p in loc) or None,
+                    line=line_of(text, list(loc)) if text else None)
+
+
+def _problem(same: list[dict], loc: tuple, model: type[BaseModel]) -> str:
+    """One sentence for the errors pydantic reported at one key path."""
+    if len(same) == 1:
+        return _describe({**same[0], "loc": loc}, model)
+    described = "; or ".join(_describe({**e, "loc": loc}, model, hint=False).rstrip(".") for e in same)
+    return described + "." + next((h for h in map(choice_hint, same) if h), "")
+
+
+def _line_note(text: str | None, loc: tuple) -> str:
+    line = line_of(text, list(loc)) if text else None
+    return f" (line {line})" if line else ""
 
 
 def parse_sections(data: dict, file: str | Path | None = None, text: str | None = None) -> ExperimentSpec:

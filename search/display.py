@@ -49,7 +49,8 @@ class TrialDisplay:
         if folder is not None:
             self.console.print(f"search folder: {folder}", soft_wrap=True)
         if resumed:
-            self.console.print(f"resumed: {done} trials done, {requeued} re-queued to run again", soft_wrap=True)
+            self.console.print(f"resumed: {done} trial{'s' * (done != 1)} done, {requeued} re-queued to run again",
+                               soft_wrap=True)
 
     def __call__(self, trial, study=None) -> None:
         row = describe(trial, self.metric)

@@ -1,5 +1,6 @@
 """The files of a search folder: `search.yaml` (the resolved space, base spec inline), `study.json` (study name
-and storage) and `trials/`. Both the search (search.api) and its worker processes (search.worker) read them."""
+and storage), `trials/` and, once it ends, `best.json`. Both the search (search.api) and its worker processes
+(search.worker) read them, and so do the commands that take a search folder for its best model (cli.common)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,3 +48,15 @@ def open_search_dir(search_dir: Path, worker: int = 0, storage_url: Optional[str
     study = open_study(space, open_storage(url), stored.get("name") or space.name, seed_offset=worker,
                        shared=url != default_storage(search_dir))
     return space, study, space.seed
+
+
+def best_trial(search_dir: Path) -> tuple[int, Path]:
+    """(number, run folder) of the best trial, as best.json names it; its folder is found under this search folder's
+    trials/, so a search folder moved or copied elsewhere still leads to its own best run."""
+    best = read_json(Path(search_dir) / "best.json", {}) or {}
+    if not isinstance(best, dict) or not isinstance(best.get("trial"), int):
+        raise DlxError("this search folder has no finished trial to use as a model yet: no trial completed, or the "
+                       f"search has not ended (it writes best.json as it ends). Finish it with `dlx search --resume "
+                       f"{search_dir}`, or give one trial's folder, {Path(search_dir) / 'trials' / 'N'}.",
+                       file=search_dir)
+    return best["trial"], Path(search_dir) / "trials" / str(best["trial"])

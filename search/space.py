@@ -25,6 +25,10 @@ from dlx.experiment.overrides import apply_overrides, get_path, set_path
 from dlx.experiment.yamlio import line_of, load_yaml_mapping, read_text
 
 DIRECTIONS = {"val_accuracy": "maximize", "val_loss": "minimize"}
+SPEC_NOT_SPACE = ("this is an experiment spec (for `dlx train`), not a search space. A search space names an "
+                  "experiment spec as its `base` and the `params` to vary in it, each with a distribution, e.g. "
+                  "`base: digits.yaml`, `trials: 12` and `params: {train.optimizer.lr: {float: [1.0e-3, 3.0e-2], "
+                  "log: true}}`; see configs/search_digits.yaml.")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -143,7 +147,9 @@ def parse_space(data: dict, file: Optional[Path] = None, text: Optional[str] = N
     try:
         raw = SpaceFile.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, SpaceFile, file, text) from None
+        if "base" not in data and {"data", "model"} & set(data):
+            raise DlxError(SPEC_NOT_SPACE, file=file) from None
+        raise validation_error(exc, SpaceFile, file, text, every=True) from None
     base = _load_base(raw.base, file, raw.overrides, list(overrides or []))
     params = [_parse_param(name, value, base, file, text) for name, value in raw.params.items()]
     _check_conditions(params, file, text)

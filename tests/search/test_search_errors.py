@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_user_error, run_dlx
+from tests.conftest import ROOT, assert_user_error, run_dlx
 
 
 @pytest.mark.parametrize("header, params, fragments", [
@@ -40,3 +40,20 @@ def test_resume_with_a_conflicting_space(make_space, tmp_path):
     changed = make_space("trials: 1\n", params=PARAMS.replace("[8, 32], step: 8", "[8, 64], step: 8"))
     assert_user_error(run_dlx("search", changed, "--out", out), "conflicts with the one study",
                       "at 'params.model.vars.width", "was [8, 32] and is now [8, 64]")
+
+
+def test_an_experiment_spec_given_as_a_space_is_named_for_what_it_is(tmp_path):
+    out = tmp_path / "s"
+    flat = assert_user_error(run_dlx("search", ROOT / "configs" / "digits.yaml", "--out", out),
+                             "digits.yaml", "an experiment spec (for `dlx train`), not a search space",
+                             "`base: digits.yaml`", "params", "configs/search_digits.yaml")
+    assert "more problem" not in flat and not out.exists()
+
+
+def test_every_problem_of_a_space_is_shown(make_space, tmp_path):
+    space = make_space("sampler: 3\ntrials: 0\nsamplr: tpe\n")
+    flat = assert_user_error(run_dlx("search", space, "--out", tmp_path / "s"),
+                             "at 'sampler': input should be a valid string",
+                             "At 'trials' (line 3): input should be greater than or equal to 1",
+                             "At 'samplr' (line 4): unknown key 'samplr'", "Did you mean 'sampler'?")
+    assert "more problem" not in flat
