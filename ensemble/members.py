@@ -11,10 +11,11 @@ from dlx.core.files import read_json
 from dlx.archs.check import validate_spec
 from dlx.train.checkpoint import load_checkpoint
 from dlx.train.data import check_split_compatible
+from dlx.train.inputs import pin_channels
 from dlx.train.rundir import read_split
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
-_DATA_KEYS = ("dataset", "path", "val_split", "test_split", "split_seed", "image_size", "grayscale")
+_DATA_KEYS = ("dataset", "path", "val_split", "test_split", "split_seed", "image_size", "grayscale", "channels")
 
 
 @dataclass
@@ -73,7 +74,7 @@ def load_member(run_dir: Path) -> Member:
     if not isinstance(record, dict) or not {"mean", "std", "scale", "class_names", "input_shape"} <= set(record):
         raise DlxError("the checkpoint has no preprocessing record ('data'); it was not written by dlx train.",
                        file=path)
-    spec = validate_spec(checkpoint.get("spec") or {}, file=path)
+    spec = pin_channels(validate_spec(checkpoint.get("spec") or {}, file=path), record)
     split = read_split(run_dir)  # a damaged one is a DlxError naming the field
     if split is None:
         raise DlxError("split.json is missing or corrupt, so its validation split can't be checked.", file=run_dir)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from dlx.core.errors import DlxError
-from dlx.core.files import atomic_write_json
+from dlx.core.files import atomic_write_json, make_folder
 from dlx.ensemble import load_model
 from dlx.export import formats
 from dlx.export.graph import ExportGraph, byte_factor
@@ -103,7 +103,7 @@ def export_model(source: str | Path, fmt: str = "onnx", out: Optional[str | Path
     graph, model, factor = build_graph(source)
     folder = Path(out) if out is not None else source / "export" / fmt
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)  # noted: a failed export leaves no empty folder (cli.common.friendly_errors)
     except OSError as exc:
         raise DlxError(f"can't create the output folder ({exc.strerror}).", file=folder) from None
     file = formats.FORMATS.get(fmt).file

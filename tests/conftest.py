@@ -12,6 +12,7 @@ from tests import forked
 
 ROOT = Path(__file__).resolve().parents[1]
 FORKABLE_ENV = {"COLUMNS"}  # what a forked child can take on after start-up; anything else needs a fresh interpreter
+RUNS_BEFORE, RUNS_LEFT = pytest.StashKey[set](), pytest.StashKey[list]()
 
 
 def pytest_configure(config):
@@ -23,6 +24,35 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def pytest_sessionstart(session):
+    session.config.stash[RUNS_BEFORE] = _checkout_runs()
+
+
+def pytest_sessionfinish(session):
+    """Tests write into tmp_path, never into the checkout's runs/ (a spec without output.dir, a train without
+    --out): whatever the suite added there fails the session. Under pytest-xdist only the controller checks, once
+    every worker is done."""
+    if hasattr(session.config, "workerinput") or RUNS_BEFORE not in session.config.stash:
+        return
+    left = sorted(_checkout_runs() - session.config.stash[RUNS_BEFORE])
+    if left:
+        session.config.stash[RUNS_LEFT] = left
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left = config.stash.get(RUNS_LEFT, None)
+    if left:
+        terminalreporter.write_line(f"FAILED: the tests left new entries in {ROOT / 'runs'}: {', '.join(left[:10])}"
+                                    f"{' ...' if len(left) > 10 else ''}; give their commands --out (or output.dir) "
+                                    "in tmp_path.", red=True)
+
+
+def _checkout_runs() -> set[str]:
+    folder = ROOT / "runs"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def run_dlx(*args, cwd=None, timeout=600, env=None, check=None) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from dlx.train.checkpoint import load_checkpoint
 from dlx.train.data import load_splits
 from dlx.train.data.access import open_split
 from dlx.train.device import pick_device
-from dlx.train.inputs import InputContract, check_dataset
+from dlx.train.inputs import InputContract, check_dataset, pin_channels
 from dlx.train.loop import predict_logits
 from dlx.train.metrics import confusion_counts
 from dlx.train.rundir import RunFolder
@@ -24,8 +24,8 @@ def load_run_model(run_dir: str | Path, device="cpu"):
     """(model, spec, checkpoint) from a run folder's best.pt, loaded without executing code."""
     path = RunFolder(run_dir).best
     checkpoint = load_checkpoint(path, device)
-    spec = validate_spec(checkpoint["spec"], file=path)
     record = checkpoint["data"]
+    spec = pin_channels(validate_spec(checkpoint["spec"], file=path), record)
     model = build_model(spec.model, tuple(record["input_shape"]), len(record["class_names"]))
     try:
         model.load_state_dict(checkpoint["model"])

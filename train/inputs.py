@@ -32,6 +32,16 @@ def input_record(x: np.ndarray) -> dict:
             "size": [int(s) for s in x.shape[2:]] if images else None}
 
 
+def pin_channels(spec, record: dict):
+    """A checkpoint's spec with data.channels `auto` pinned to the channels its model takes: runs from before dlx
+    recorded the choice (image folders then always loaded as RGB unless data.grayscale) re-read their images as
+    they were trained on. Other specs are returned as they are."""
+    shape = record.get("input_shape") or ()
+    if spec.data.dataset == "image_folder" and spec.data.channels == "auto" and len(shape) == 3:
+        spec.data.channels = 1 if int(shape[0]) == 1 else 3
+    return spec
+
+
 def _span(low: float, high: float) -> str:
     return f"{low:.4g}–{high:.4g}"
 

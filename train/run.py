@@ -27,7 +27,7 @@ from dlx.train.data.tensors import make_augment
 from dlx.train.device import DevicePlan, pick_device
 from dlx.train.diagnose import split_warnings
 from dlx.train.distributed import SINGLE, World, join, leave, restarted_run, share, world_from_env, wrap
-from dlx.train.inputs import input_record
+from dlx.train.inputs import input_record, pin_channels
 from dlx.train.loop import TrainingSession, TrainState, evaluate, fit
 from dlx.train.memory import check_activation_memory
 from dlx.train.mlflow_log import Tracking, require_mlflow, resumable_run, summary_metrics, tracked
@@ -79,7 +79,8 @@ def data_record(splits) -> dict:
     what the raw training inputs looked like, which `dlx predict` and `dlx evaluate` hold new input to."""
     return {"mean": splits.mean.tolist(), "std": splits.std.tolist(), "scale": splits.scale,
             "class_names": list(splits.class_names), "input_shape": list(splits.input_shape),
-            "input": input_record(splits.x["train"]), "cache": splits.cache.mode if splits.cache else "memory"}
+            "input": input_record(splits.x["train"]), "cache": splits.cache.mode if splits.cache else "memory",
+            "channels": splits.split_record.get("channels")}  # image_folder: 1 or 3, and why
 
 
 class RunWriter:
@@ -130,6 +131,7 @@ class RunWriter:
             "channels_last": self.session.plan.channels_last,
             "pid": os.getpid(), "host": socket.gethostname(),  # lets `dlx runs` spot dead runs
             "data_cache": self.record.get("cache"),  # memory or stream (data.cache; why: split.json)
+            "channels": (self.record.get("channels") or {}).get("count"),  # image_folder (data.channels)
             "warnings": list(state.warnings), "world_size": self.session.world.size, **(extra or {})}
         if self.session.world.distributed:  # lets a group restarted by torchrun find its run folder again
             summary["torchrun_run_id"] = self.session.world.run_id
@@ -176,6 +178,7 @@ def _train(world: World, cuda, spec, out, resume, quiet, on_epoch, test, epochs,
             if cuda is not None:
                 plan.device = cuda
             splits = _load_data(opened)
+            opened.spec = _as_trained(opened.spec, splits)
             record.update(device=str(plan.device), data_fingerprint=splits.split_record.get("fingerprint"))
             session = build_session(opened.spec, splits, plan, world)
             state, writer = _start(opened, session, splits, extended=epochs is not None)
@@ -259,9 +262,21 @@ def _open_resumed(run_dir: Path, epochs: Optional[int], lock: ExitStack) -> Open
     missing = [key for key in RESUME_KEYS if key not in checkpoint]
     if missing:
         raise DlxError(f"this checkpoint lacks {', '.join(missing)}, so it can't continue a run.", file=folder.last)
-    spec = _continue_to(validate_spec(checkpoint["spec"], file=folder.last), checkpoint, run_dir, epochs)
+    spec = pin_channels(validate_spec(checkpoint["spec"], file=folder.last), checkpoint.get("data") or {})
+    spec = _continue_to(spec, checkpoint, run_dir, epochs)
     held.mark()  # a run from before markers existed says what it is from now on
     return Opened(folder, spec, checkpoint)
+
+
+def _as_trained(spec: ExperimentSpec, splits: Splits) -> ExperimentSpec:
+    """`spec` with data.channels auto replaced by the count chosen, so config.yaml and the checkpoints say what
+    the model takes, and re-reading the data (evaluate, ensemble, resume) gives it, whatever is added later."""
+    chosen = splits.split_record.get("channels")
+    if not chosen or spec.data.channels != "auto":
+        return spec
+    spec = spec.model_copy(deep=True)
+    spec.data.channels = chosen["count"]
+    return spec
 
 
 def _load_data(opened: Opened) -> Splits:
@@ -314,6 +329,10 @@ def _announce(session: TrainingSession, state: TrainState, writer: RunWriter, sp
     session.progress.note(f"run folder: {writer.folder.path}")
     if splits.cache is not None and splits.cache.mode == "stream":  # memory, as always: in summary.json only
         session.progress.note(f"data: {splits.cache.reason}")
+    chosen = splits.split_record.get("channels")
+    if chosen:
+        session.progress.note(f"data: {chosen['count']} channel{'s' if chosen['count'] != 1 else ''} "
+                              f"({chosen['why']})")
     if fresh:
         state.warnings = split_warnings(splits.y, splits.class_names)
         for raised in state.warnings:

@@ -60,3 +60,20 @@ def test_a_model_that_fails_verification_is_not_left_behind(runs, tmp_path, monk
     with pytest.raises(DlxError, match="disagrees with PyTorch"):
         export_model(next(iter(runs.values())), "onnx", out)
     assert not (out / "model.onnx").exists() and not (out / "export.json").exists()
+
+
+def test_a_failed_export_leaves_no_folder_it_made(runs, tmp_path, monkeypatch):
+    """`dlx export` that fails removes the folders it made: the default RUN/export/onnx, and --out's."""
+    import shutil
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from dlx.cli.main import app
+    from dlx.export import formats
+    from tests.conftest import assert_user_error
+    monkeypatch.setattr(formats, "run", lambda fmt, path, images, batch_size=512: np.full((len(images), 10), 0.1))
+    run = shutil.copytree(runs["cnn"], tmp_path / "run")
+    for out in ([], ["--out", str(tmp_path / "new" / "onnx")]):
+        assert_user_error(CliRunner().invoke(app, ["export", str(run), *out]), "disagrees with PyTorch")
+    assert not (run / "export").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -1,6 +1,7 @@
 """`--out` never clobbers: a folder holding the user's files, or a dlx folder of another kind, is refused with exit
 code 2 naming what is there, and every byte in it stays as it was. Each folder dlx writes says what it is in its
-marker (`.dlx-folder.json`); run folders written before markers existed are still recognised as runs."""
+marker (`.dlx-folder.json`); run folders written before markers existed are still recognised as runs. A command
+that fails before it wrote anything of value removes the folders it made, and only those."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import shutil
 
 import pytest
 
+from tests.conftest import assert_user_error, run_dlx
 from tests.forked import run
 from tests.search.conftest import TINY_SPEC
 
@@ -127,3 +129,42 @@ def test_a_run_folder_from_before_markers_is_still_a_run(folders, tmp_path):
     assert code == 0, output
     assert json.loads((legacy / ".dlx-folder.json").read_text())["kind"] == "run"
     assert [json.loads(line)["epoch"] for line in (legacy / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+MISSING_DATA = ["--set", "data.dataset=npz", "--set", "data.path=/nonexistent/d.npz", "--quiet"]
+
+
+def test_a_train_that_fails_before_training_leaves_no_folder_it_made(folders, tmp_path):
+    (tmp_path / "kept").mkdir()  # the user's own folders: still there after the failure
+    (tmp_path / "mine").mkdir()
+    for where in (["--set", f"output.dir={tmp_path / 'new' / 'runs'}"], ["--set", f"output.dir={tmp_path / 'kept'}"],
+                  ["--out", tmp_path / "deep" / "run"], ["--out", tmp_path / "mine"]):
+        assert_user_error(run_dlx("train", folders / "tiny.yaml", *MISSING_DATA, *where), "npz file not found")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "mine"]
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_a_failed_ensemble_or_report_leaves_no_folder_it_made(folders, tmp_path):
+    for name in ("r0", "r1"):  # a split that no longer matches its data: refused once the folder is claimed
+        shutil.copytree(folders / name, tmp_path / name)
+        split = json.loads((tmp_path / name / "split.json").read_text())
+        (tmp_path / name / "split.json").write_text(json.dumps({**split, "fingerprint": "0" * 16}))
+    assert_user_error(run_dlx("ensemble", tmp_path / "r0", tmp_path / "r1", "--out", tmp_path / "ens" / "new"),
+                      "the dataset or its split changed")
+    (tmp_path / "r1" / "metrics.jsonl").write_text("{damaged\n")
+    assert_user_error(run_dlx("report", tmp_path / "r1"), "not valid JSON")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r0", "r1"]
+    assert not (tmp_path / "r1" / "report").exists()
+
+
+def test_a_failed_search_keeps_only_the_folder_that_records_its_trials(folders, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE.replace("base: tiny.yaml", f"base: {folders / 'tiny.yaml'}"))
+    assert_user_error(run_dlx("search", space, "--storage", "nosuchdb://x/y", "--out",
+                              tmp_path / "early" / "search"), "--storage")
+    assert not (tmp_path / "early").exists()
+    overrides = ["--set", "data.dataset=npz", "--set", "data.path=/nonexistent/d.npz"]
+    assert_user_error(run_dlx("search", space, *overrides, "--trials", "2", "--max-failures", "2", "--out",
+                              tmp_path / "failed"), "2 trials failed")
+    assert {"study.db", "leaderboard.csv", "trials"} <= {p.name for p in (tmp_path / "failed").iterdir()}
+    assert sorted(p.name for p in (tmp_path / "failed" / "trials").iterdir()) == ["0", "1"]  # where each failed

@@ -114,14 +114,15 @@ def write_svhn(root: Path, n_train: int = 60, n_test: int = 20, labels: np.ndarr
 
 
 def write_png_folder(folder: Path, classes=("cat", "dog", "fox"), per_class: int = 6, size=(12, 10),
-                     seed: int = 0) -> Path:
+                     seed: int = 0, mode: str = "RGB") -> Path:
+    """PNG files of PIL `mode` (RGB, or L for single-channel grayscale) in one folder per class."""
     from PIL import Image
     rng = np.random.default_rng(seed)
     for c, name in enumerate(classes):
         (folder / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             pixels = np.clip(c * 90 + rng.integers(0, 40, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / name / f"{i:03d}.png")
+            Image.fromarray(pixels).convert(mode).save(folder / name / f"{i:03d}.png")
     return folder
 
 

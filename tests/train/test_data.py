@@ -85,6 +85,48 @@ def test_image_folder_uses_its_val_and_test_folders(tmp_path):
     assert splits.split_record["val_source"] == "folder" and "val_indices" not in splits.split_record
 
 
+def test_an_image_folder_of_grayscale_pngs_loads_as_one_channel(tmp_path):
+    write_png_folder(tmp_path / "pics" / "train", per_class=6, mode="L")
+    write_png_folder(tmp_path / "pics" / "test", per_class=2, mode="LA")  # grayscale with alpha: one channel too
+    splits = splits_of(dataset="image_folder", path=str(tmp_path / "pics"))
+    assert splits.input_shape == (1, 10, 12) and splits.x["test"].shape[1] == 1
+    assert splits.split_record["channels"] == {"count": 1, "why": "data.channels auto: all 24 images are "
+                                                                  "single-channel"}
+    rgb = splits_of(dataset="image_folder", path=str(tmp_path / "pics"), channels=3)
+    assert rgb.input_shape == (3, 10, 12) and rgb.split_record["channels"]["why"] == "data.channels: 3"
+    assert (rgb.x["train"][:, 0] == rgb.x["train"][:, 2]).all()  # the grey repeated, as before
+
+
+def test_one_colour_image_anywhere_makes_an_auto_folder_rgb(tmp_path):
+    write_png_folder(tmp_path / "pics" / "train", per_class=6, mode="L")
+    write_png_folder(tmp_path / "pics" / "test", per_class=2, mode="L")
+    write_png_folder(tmp_path / "colour", classes=("dog",), per_class=1)
+    (tmp_path / "colour" / "dog" / "000.png").rename(tmp_path / "pics" / "test" / "dog" / "zz.png")
+    splits = splits_of(dataset="image_folder", path=str(tmp_path / "pics"), cache="stream", workers=0)
+    assert splits.input_shape == (3, 10, 12)
+    assert splits.split_record["channels"] == {"count": 3, "why": "data.channels auto: test/dog/zz.png is in colour"}
+    gray = splits_of(dataset="image_folder", path=str(tmp_path / "pics"), grayscale=True)
+    assert gray.input_shape == (1, 10, 12) and gray.split_record["channels"]["why"] == "data.grayscale: true"
+
+
+def test_the_channel_choice_reads_headers_without_decoding(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from dlx.train.data import formats
+    write_png_folder(tmp_path, classes=("a",), per_class=2, mode="L")
+    write_png_folder(tmp_path, classes=("b",), per_class=2, mode="P")  # a palette: colour, whatever its entries
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("pixels were decoded"))
+    assert formats.single_channel(tmp_path / "a" / "000.png") and not formats.single_channel(tmp_path / "b" / "000.png")
+
+
+@pytest.mark.parametrize("fields, message", [({"grayscale": True, "channels": 3}, "but channels is 3"),
+                                             ({"channels": True}, "not true; for one channel write 1"),
+                                             ({"channels": 2}, "'auto', 1 or 3")])
+def test_contradictory_or_unknown_channel_settings_are_refused(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        DataSpec(dataset="image_folder", path="pics", **fields)
+
+
 def test_npz_channels_last_is_transposed(tmp_path):
     write_npz(tmp_path / "d.npz", shape=(8, 6, 3))
     splits = splits_of(dataset="npz", path=str(tmp_path / "d.npz"))

@@ -20,13 +20,34 @@ def test_missing_dataset_files(tmp_path):
                       f"{tmp_path / 'data' / 'FashionMNIST' / 'raw'}", "data.download: true")
 
 
+@pytest.mark.parametrize("dataset, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"),
+                                             ("kmnist", "KMNIST")])
+def test_the_missing_files_hint_leads_to_them(tmp_path, dataset, folder):
+    """data.root set to the dataset's own folder (one level too deep) is refused with torchvision's layout, and
+    data.root set as the hint says trains: the files are in <root>/MNIST/raw/."""
+    write_mnist(tmp_path / "data", folder=folder)
+    given = tmp_path / "data" / folder
+    message = assert_user_error(dlx("train", spec_file(tmp_path, f"{{dataset: {dataset}, root: {given}}}"), "--out",
+                                    tmp_path / "run"), f"in the folder {given / folder / 'raw'} ",
+                                f"set data.root to the folder that holds {folder}/raw/,")
+    assert not (tmp_path / "run").exists()  # nothing of value was written: no run folder is left
+    below = message.split("set data.root to the folder that holds ")[1].split(",")[0]
+    root = next(p for p in (given, *given.parents) if (p / below).is_dir())
+    result = dlx("train", spec_file(tmp_path, f"{{dataset: {dataset}, root: {root}}}"), "--out", tmp_path / "run",
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"y_train": None}, "the .npz lacks y_train"),
     ({"y_test": np.zeros(3, np.int64)}, "x_test has 20 samples but y_test has 3"),
 ])
 def test_bad_npz(tmp_path, arrays, message):
     npz = write_npz(tmp_path / "d.npz", **arrays)
-    assert_user_error(dlx("train", spec_file(tmp_path, f"{{dataset: npz, path: {npz}}}")), message, str(npz))
+    spec = spec_file(tmp_path, f"{{dataset: npz, path: {npz}}}")
+    assert_user_error(dlx("train", spec, "--set", f"output.dir={tmp_path / 'runs'}"), message, str(npz))
+    assert not (tmp_path / "runs").exists()  # the run folder made for it, and runs/, are removed again
 
 
 def test_labels_out_of_range(tmp_path):

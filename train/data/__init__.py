@@ -82,7 +82,10 @@ def load_splits(data) -> Splits:
     key = data.model_dump_json()
     if key not in _CACHE:
         _CACHE.clear()  # keep at most one dataset in memory
-        _CACHE[key] = _load_splits(data)
+        _CACHE[key] = splits = _load_splits(data)
+        chosen = splits.split_record.get("channels")
+        if chosen and data.channels == "auto":  # what a run records it was trained on (train.run) finds it too
+            _CACHE[data.model_copy(update={"channels": chosen["count"]}).model_dump_json()] = splits
     return _CACHE[key]
 
 
@@ -96,6 +99,8 @@ def _load_splits(data) -> Splits:
             raise DlxError(f"{data.dataset} {name} labels range over {labels.min()}..{labels.max()}, but the dataset "
                            f"has {classes} classes, so labels must lie in 0..{classes - 1}.", key="data")
     record = {"dataset": data.dataset, "val_split": data.val_split, "split_seed": data.split_seed}
+    if raw.channels is not None:
+        record["channels"] = raw.channels  # image_folder: 1 or 3, and why (data.channels)
     choice = choose_cache(data, [raw.x_train, raw.x_val, raw.x_test])
     x_pool, y_pool = raw.x_train, raw.y_train
     if raw.x_test is None:

@@ -19,6 +19,7 @@ from dlx.core.errors import DlxError
 from dlx.core.lazy import lazy_module
 
 Image = lazy_module("PIL.Image")  # image folders and `dlx predict` only: keeps other start-ups light
+ImageMode = lazy_module("PIL.ImageMode")
 scipy_io = lazy_module("scipy.io")  # SVHN only
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -167,6 +168,13 @@ def open_image(path: Path):
                        "decompression bomb.", file=path) from None
     except OSError as exc:
         raise DlxError(f"can't read image: {exc}.", file=path) from None
+
+
+def single_channel(path: Path) -> bool:
+    """Whether the image is grayscale (PIL modes 1, L, LA, I, I;16, F: one channel once alpha is dropped), from its
+    header alone: no pixel is decoded. Palette and colour modes are not."""
+    with open_image(path) as image:
+        return ImageMode.getmode(image.mode).basemode == "L"
 
 
 def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:

@@ -30,18 +30,22 @@ class RawData:
     scale: float  # multiply raw values by this to get [0, 1]
     x_val: Optional[np.ndarray] = None  # a validation set shipped with the data (image_folder's val/)
     y_val: Optional[np.ndarray] = None
+    channels: Optional[dict] = None  # image_folder: {"count": 1 or 3, "why": how data.channels chose it}
 
 
-def _missing(folder: Path, files: list[str], dataset: str, missing: list[str]) -> DlxError:
-    return DlxError(f"{dataset} files are missing: expected {', '.join(files)} in the folder {folder.resolve()} "
-                    f"(missing: {', '.join(missing)}). Put them there, set data.root to the folder above "
-                    f"'{folder.name}', or set data.download: true where there is a network.", key="data.root")
+def _missing(data, folder: Path, files: list[str], missing: list[str]) -> DlxError:
+    """Where the files go, in torchvision's layout below data.root (mnist: <root>/MNIST/raw/, svhn: <root>/)."""
+    below = folder.relative_to(data.root).as_posix()
+    holds = "them" if below == "." else f"{below}/"
+    return DlxError(f"{data.dataset} files are missing: expected {', '.join(files)} in the folder {folder.resolve()} "
+                    f"(missing: {', '.join(missing)}). Put them there, set data.root to the folder that holds "
+                    f"{holds}, or set data.download: true where there is a network.", key="data.root")
 
 
 def _download(data, torchvision_class: str, folder: Path, files: list[str], missing: list[str]):
     """Let torchvision fetch the files into its standard layout; say exactly what is missing if it can't."""
     if not data.download:
-        raise _missing(folder, files, data.dataset, missing)
+        raise _missing(data, folder, files, missing)
     try:
         for train in (True, False):
             if torchvision_class == "SVHN":
@@ -143,8 +147,8 @@ def _image_size(data) -> Optional[tuple[int, int]]:
     return size
 
 
-def _read_folder(folder: Path, class_names: list[str], size, grayscale, root: Path) -> tuple[LazyArray, np.ndarray]:
-    """The folder's images as a lazy array (decoded one by one when read) and their labels."""
+def _list_folder(folder: Path, class_names: list[str]) -> tuple[list[Path], np.ndarray]:
+    """The folder's image files, class by class, and their labels."""
     files, labels = [], []
     listing = formats.list_images(folder)
     unknown = sorted(set(listing) - set(class_names))
@@ -157,7 +161,21 @@ def _read_folder(folder: Path, class_names: list[str], size, grayscale, root: Pa
     if not files:
         raise DlxError(f"no images found in the class sub-folders of {folder.resolve()} (image types: "
                        f"{', '.join(formats.IMAGE_SUFFIXES)}).", key="data.path")
-    return LazyArray(ImageFiles(files, size, grayscale, root)), np.asarray(labels, dtype=np.int64)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def _channels(data, files: list[Path], root: Path) -> tuple[int, str]:
+    """(channels, why): data.grayscale or data.channels, or for `auto` 1 when every image is single-channel. Only
+    headers are read (formats.single_channel), stopping at the first colour image: a fraction of the decoding
+    pass that follows, and no more memory for a folder larger than RAM, streamed or not."""
+    if data.grayscale:
+        return 1, "data.grayscale: true"
+    if data.channels != "auto":
+        return data.channels, f"data.channels: {data.channels}"
+    colour = next((file for file in files if not formats.single_channel(file)), None)
+    if colour is not None:
+        return 3, f"data.channels auto: {colour.relative_to(root).as_posix()} is in colour"
+    return 1, f"data.channels auto: all {len(files)} images are single-channel"
 
 
 SPLIT_FOLDERS = ("train", "val", "test")
@@ -165,7 +183,8 @@ SPLIT_FOLDERS = ("train", "val", "test")
 
 def load_image_folder(data) -> RawData:
     """`path/<class>/*.png`, or `path/train/<class>/...` with optional `path/val/` and `path/test/` beside it.
-    A val/ folder is the validation split (nothing is carved from train); a test/ folder is the test split."""
+    A val/ folder is the validation split (nothing is carved from train); a test/ folder is the test split.
+    Images are decoded lazily (train.data.lazy), with the channel count `_channels` chose for all of them."""
     root = Path(data.path)
     if not root.is_dir():
         found = "it is not a folder" if root.exists() else "it does not exist"
@@ -179,12 +198,16 @@ def load_image_folder(data) -> RawData:
     if not class_names:
         raise DlxError(f"no images found in class sub-folders of {train_dir.resolve()} (expected e.g. "
                        f"{train_dir}/cat/001.png; image types: {', '.join(formats.IMAGE_SUFFIXES)}).", key="data.path")
+    listed = {"train": _list_folder(train_dir, class_names),
+              **{name: _list_folder(split_dirs[name], class_names) for name in ("val", "test") if name in split_dirs}}
+    channels, why = _channels(data, [file for files, _ in listed.values() for file in files], root)
     size = _image_size(data)
-    x_train, y_train = _read_folder(train_dir, class_names, size, data.grayscale, root)
+    x_train = LazyArray(ImageFiles(listed["train"][0], size, channels == 1, root))
     size = size or x_train.shape[2:]
-    held = {name: _read_folder(split_dirs[name], class_names, size, data.grayscale, root) if name in split_dirs
-            else (None, None) for name in ("val", "test")}
-    return RawData(x_train, y_train, *held["test"], class_names, 1 / 255, *held["val"])
+    held = {name: (LazyArray(ImageFiles(listed[name][0], size, channels == 1, root)), listed[name][1])
+            if name in listed else (None, None) for name in ("val", "test")}
+    return RawData(x_train, listed["train"][1], *held["test"], class_names, 1 / 255, *held["val"],
+                   channels={"count": channels, "why": why})
 
 
 def channels_first(x: np.ndarray, name: str, file) -> np.ndarray:
