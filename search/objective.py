@@ -129,7 +129,7 @@ class Objective:
             raise
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (search.worker.interrupt): not the configuration's fault
             finish(INTERRUPTED)
-            requeue_stale(trial.study, trial)  # so the search, resumed, runs these parameters again
+            requeue_stale(trial.study, trial, died=False)  # so the search, resumed, runs these parameters again
             raise
         seconds = time.perf_counter() - trained
         finish()

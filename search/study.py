@@ -304,11 +304,31 @@ def owner_attrs() -> dict:
 DIED = "its process died (killed or crashed) while the trial ran; re-queued"
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) while the trial ran; re-queued"
 RETRY_ATTR = "retry_of"  # on a re-queued trial: the number of the trial it runs again
+DEATHS_ATTR = "deaths"  # on a re-queued trial: how many tries of these parameters so far died with their process
+MAX_RETRY = 2  # parameters whose process died on 1 + MAX_RETRY tries are failed for good (Optuna's max_retry)
 
 
-def requeue_stale(study, trial) -> None:
-    """Re-run a trial whose process died, with the same parameters (the sampler chose them once already)."""
-    retrying(lambda: study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number}, skip_if_exists=False))
+def deaths(trial, died: bool = True) -> int:
+    """Tries of `trial`'s parameters that died with their process, counting `trial` itself if `died`: a Ctrl-C or
+    SIGTERM is the user's or the scheduler's, not the configuration's, and doesn't count."""
+    return int(trial.user_attrs.get(DEATHS_ATTR, 0)) + died
+
+
+def gave_up(count: int) -> str:
+    return (f"its process died on each of its {count} tries (killed or crashed each time, e.g. out of memory); "
+            f"not re-queued again (at most {MAX_RETRY} retries)")
+
+
+def requeue_stale(study, trial, died: bool = True) -> bool:
+    """Re-run a trial whose process died (or that was interrupted), with the same parameters: the sampler chose
+    them once already. Parameters that kill their process on every try are not re-queued past MAX_RETRY, as
+    Optuna's RetryFailedTrialCallback(max_retry) does; returns whether the trial was re-queued."""
+    count = deaths(trial, died)
+    if count > MAX_RETRY:
+        return False
+    retrying(lambda: study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number, DEATHS_ATTR: count},
+                                         skip_if_exists=False))
+    return True
 
 
 def requeued(trials) -> set[int]:
@@ -346,8 +366,9 @@ def fail_dead_trials(study) -> list[int]:
     for trial in retrying(lambda: study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))):
         if not _dead(trial, host):
             continue
+        reason = DIED if deaths(trial) <= MAX_RETRY else gave_up(deaths(trial))
         try:
-            if retrying(lambda trial=trial: _fail_in_storage(study, trial, DIED)):
+            if retrying(lambda trial=trial, reason=reason: _fail_in_storage(study, trial, reason)):
                 failed.append(trial.number)
                 requeue_stale(study, trial)
         except optuna.exceptions.UpdateFinishedTrialError:  # another process finished it first: nothing to do

@@ -39,5 +39,5 @@ def test_distributed_training_and_a_distributed_search(folder):
     assert_dlx_ran(run([DLX, "train", "spec.yaml", "--nproc", "2", "--out", "ddp", "--quiet"], folder))
     assert '"world_size": 2' in (folder / "ddp" / "summary.json").read_text()
     (folder / "space.yaml").write_text((folder / "space.yaml").read_text() + "nproc: 2\n")
-    assert_dlx_ran(run([DLX, "search", "space.yaml", "--workers", "1", "--out", "search", "--quiet"], folder))
+    assert_dlx_ran(run([DLX, "search", "space.yaml", "--workers", "2", "--out", "search", "--quiet"], folder))
     assert (folder / "search" / "best.json").is_file()
