@@ -14,6 +14,7 @@ from dlx.core.numbers import fmt
 from dlx.report.figures import Report, Table, pyplot, save
 from dlx.core.files import read_json
 from dlx.core.lazy import lazy_module
+from dlx.search import default_storage, requeued
 
 optuna = lazy_module("optuna")
 
@@ -64,8 +65,10 @@ def load_search(folder: Path, notes: list[str]) -> SearchData:
     if study is not None:
         state, kinds = optuna.trial.TrialState, optuna.distributions
         trials, log_params, categorical = [], set(), set()
-        for t in study.get_trials(deepcopy=False):
-            if t.state in (state.RUNNING, state.WAITING):
+        every = study.get_trials(deepcopy=False)
+        retried = requeued(every)  # interrupted or killed, and run again: the retry is the trial that counts
+        for t in every:
+            if t.state in (state.RUNNING, state.WAITING) or t.number in retried:
                 continue
             steps = t.intermediate_values or {int(e): v for e, v in t.user_attrs.get("curve") or []}  # several
             value = (t.values[0] if t.values else None) if t.state == state.COMPLETE else \
@@ -83,7 +86,7 @@ def load_search(folder: Path, notes: list[str]) -> SearchData:
 def _open_study(folder: Path, notes: list[str]):
     """The study behind the folder, read-only; None (with a note) if its storage can't be reached."""
     info = read_json(folder / "study.json", {}) or {}
-    url = info.get("storage") or f"sqlite:///{(folder / 'study.db').resolve()}"
+    url = info.get("storage") or default_storage(folder)
     if not info.get("storage") and not (folder / "study.db").is_file():
         notes.append("No study.db in this folder, so the figures come from leaderboard.json alone.")
         return None
