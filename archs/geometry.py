@@ -3,8 +3,15 @@ Keras by construction. Sizes are ints; a pair is (height, width)."""
 from __future__ import annotations
 
 import math
+from typing import Annotated
+
+from pydantic import Field
 
 Pair = int | tuple[int, int]
+# What a layer's YAML may give for a kernel, stride, dilation or pool size: positive, so that a 0 or -3 is refused
+# when the spec is read (dlx config, dlx summary) instead of dividing by zero in shape inference.
+Size = Annotated[int, Field(gt=0, le=4096)]
+SizePair = Size | tuple[Size, Size]
 
 
 def pair(value: Pair) -> tuple[int, int]:

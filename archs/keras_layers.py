@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dlx.archs.geometry import Pair, pair
+from dlx.archs.geometry import Pair, SizePair, pair
 from dlx.archs.registry import LAYERS
 from dlx.archs.vocabulary import Layer, WithActivation, describe
 from dlx.core.errors import DlxError
@@ -79,7 +79,7 @@ class UpSampling2D(Layer):
 
     positional: ClassVar = ("size", "interpolation")
     wants: ClassVar[str] = "image"
-    size: Pair = Field(2, description="(rows, cols) factors")
+    size: SizePair = Field(2, description="(rows, cols) factors")
     interpolation: Literal["nearest", "bilinear"] = "nearest"
 
     @field_validator("size")
@@ -150,11 +150,11 @@ class Conv2DTranspose(WithActivation):
     positional: ClassVar = ("filters", "kernel_size", "strides", "padding")
     wants: ClassVar[str] = "image"
     filters: int = Field(gt=0, le=65536)
-    kernel_size: Pair = 3
-    strides: Pair = 1
+    kernel_size: SizePair = 3
+    strides: SizePair = 1
     padding: Literal["valid", "same"] = "valid"
     output_padding: Pair | None = None
-    dilation_rate: Pair = 1
+    dilation_rate: SizePair = 1
     use_bias: bool = True
 
     @model_validator(mode="after")

@@ -23,7 +23,7 @@ import dlx.archs.vocabulary as vocabulary  # noqa: PLR0402 - registers the layer
 from dlx.archs.expressions import referenced_names, substitute
 from dlx.archs.registry import LAYERS, PRESETS
 from dlx.core.errors import DlxError, did_you_mean
-from dlx.experiment.load import choice_hint
+from dlx.experiment.load import choice_hint, key_path
 from dlx.experiment.yamlio import load_yaml_mapping
 
 MAX_LAYERS = 10_000
@@ -120,8 +120,8 @@ def _validate(cls, args: dict, key: str) -> vocabulary.Layer:
     try:
         return cls.model_validate(args)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+        error = max(exc.errors(), key=lambda e: len(e["loc"]))  # the most specific: kernel_size.1 of [3, -1]
+        where = ".".join(str(p) for p in key_path(error["loc"]))
         if error["type"] == "extra_forbidden":
             known = [n for n in cls.model_fields]
             message = f"{cls.__name__} has no argument '{where}'; its arguments are: {', '.join(known)}.{did_you_mean(where, known)}"

@@ -7,11 +7,11 @@ Every layer has the same two methods: `output_shape(shape)` and `build(shape)`. 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from dlx.archs.geometry import Pair, conv_out_shape, pair, projection_stride
+from dlx.archs.geometry import SizePair, conv_out_shape, pair, projection_stride
 from dlx.archs.registry import ACTIVATIONS, LAYERS
 from dlx.core.errors import DlxError
 from dlx.core.lazy import lazy_module
@@ -24,12 +24,24 @@ def describe(shape: tuple) -> str:
     return f"(channels={shape[0]}, height={shape[1]}, width={shape[2]})" if len(shape) == 3 else f"(features={shape[0]})"
 
 
+def _takes_bool(annotation) -> bool:
+    return annotation is bool or annotation is Any or any(_takes_bool(arg) for arg in get_args(annotation))
+
+
 class Layer(BaseModel):
     """Base of every YAML layer: validated Keras-style arguments plus shape math."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use: fast start-up
     positional: ClassVar[tuple[str, ...]] = ()  # order of Keras's positional arguments
     wants: ClassVar[str] = "any"  # "image", "flat" or "any"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value, info):
+        """YAML's true and false are not the numbers 1 and 0: `filters: true` would build one filter."""
+        if isinstance(value, bool) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, not {str(value).lower()}")
+        return value
 
     def output_shape(self, shape: tuple) -> tuple:
         return shape
@@ -65,10 +77,10 @@ class WithActivation(Layer):
 
 class ConvLike(WithActivation):
     wants: ClassVar[str] = "image"
-    kernel_size: Pair = 3
-    strides: Pair = 1
+    kernel_size: SizePair = 3
+    strides: SizePair = 1
     padding: Literal["valid", "same"] = "valid"
-    dilation_rate: Pair = 1
+    dilation_rate: SizePair = 1
     use_bias: bool = True
 
     def out_channels(self, channels: int) -> int:
@@ -204,8 +216,8 @@ class SpatialDropout2D(Dropout):
 class Pooling(Layer):
     positional: ClassVar = ("pool_size", "strides", "padding")
     wants: ClassVar[str] = "image"
-    pool_size: Pair = 2
-    strides: Pair | None = None
+    pool_size: SizePair = 2
+    strides: SizePair | None = None
     padding: Literal["valid", "same"] = "valid"
 
     def geometry(self):

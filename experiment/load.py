@@ -51,7 +51,7 @@ def choice_hint(error: dict) -> str:
 UNION_MEMBER = re.compile(r"^(literal\[|list\[|dict\[|tuple\[|constrained-|int$|float$|str$|bool$|none$)")
 
 
-def _key_path(loc) -> tuple:
+def key_path(loc) -> tuple:
     """pydantic's location less its internal labels: validator wrappers, and the member of a plain union that was
     tried (`train.precise_bn.literal['auto','off']` is the key `train.precise_bn`)."""
     return tuple(p for p in loc if not (isinstance(p, str) and (p.startswith(("function-", "tagged-union"))
@@ -65,7 +65,7 @@ def validation_error(exc: ValidationError, model: type[BaseModel], file, text: s
     'off'; or a valid integer"."""
     groups: dict[tuple, list] = {}
     for error in exc.errors():
-        groups.setdefault(_key_path(error["loc"]), []).append(error)
+        groups.setdefault(key_path(error["loc"]), []).append(error)
     (loc, same), *rest = groups.items()
     others = sum(len(errors) for _, errors in rest)
     if every:

@@ -50,7 +50,7 @@ def test_the_test_extra_is_every_feature_extra_plus_the_test_tools():
     own = [requirement for requirement in test if not requirement.startswith("dlx[")]
     included = {name for requirement in test if requirement.startswith("dlx[")
                 for name in requirement[4:].rstrip("]").split(",")}
-    assert included == set(declared), f"the test extra includes {sorted(included)}, the feature extras are {sorted(declared)}"
+    assert included == set(declared), f"the test extra includes {sorted(included)}; the extras: {sorted(declared)}"
     repeated = names(own) & names([r for requirements in declared.values() for r in requirements])
     assert not repeated, f"the test extra repeats what its extras hold: {sorted(repeated)}"
     assert {"psycopg2-binary", "tensorboard", "onnxruntime"} <= names([r for e in declared.values() for r in e])

@@ -31,8 +31,8 @@ def wheel(tmp_path_factory) -> Path:
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(dist),
-                    str(source)], check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(dist), str(source)], check=True, capture_output=True, text=True, timeout=300)
     return next(dist.glob("dlx-*.whl"))
 
 
@@ -60,18 +60,19 @@ def digit_pngs(folder: Path, count: int = 4) -> Path:
 @pytest.mark.slow
 def test_the_installed_wheel_trains_searches_ensembles_exports_and_predicts_from_a_user_folder(wheel, tmp_path):
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    torch = [f"torch=={__import__('torch').__version__.split('+')[0]}",
-             f"torchvision=={__import__('torchvision').__version__.split('+')[0]}"]
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *torch, f"{wheel}[export]"], check=True,
-                   capture_output=True, text=True, timeout=900)
-    folder = user_folder(tmp_path / "project")
+    # Nothing of the checkout may be seen: with it on PYTHONPATH, pip takes its dlx.egg-info for an installed dlx.
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(COLUMNS="200", OMP_NUM_THREADS="1", PATH=f"{venv / 'bin'}:{env.get('PATH', '')}")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], env=env, check=True, timeout=120)
+    torch = [f"torch=={__import__('torch').__version__.split('+')[0]}",
+             f"torchvision=={__import__('torchvision').__version__.split('+')[0]}"]
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *torch, f"{wheel}[export]"], env=env,
+                   check=True, capture_output=True, text=True, timeout=900)
+    folder = user_folder(tmp_path / "project")
 
     def dlx(*args):
-        result = subprocess.run(["dlx", *map(str, args)], cwd=folder, env=env, capture_output=True, text=True,
-                                timeout=600)
+        result = subprocess.run([venv / "bin" / "dlx", *map(str, args)], cwd=folder, env=env, capture_output=True,
+                                text=True, timeout=600)
         assert_dlx_ran(result)
         return result
 
@@ -82,8 +83,8 @@ def test_the_installed_wheel_trains_searches_ensembles_exports_and_predicts_from
     predicted = dlx("predict", "onnx/model.onnx", digit_pngs(folder / "images"), "--json")
     assert predicted.stdout.count('"predicted"') == 4
 
-    shown = subprocess.run([str(venv / "bin" / "pip"), "show", "-f", "dlx"], capture_output=True, text=True,
-                           check=True).stdout
+    shown = subprocess.run([str(venv / "bin" / "pip"), "show", "-f", "dlx"], env=env, capture_output=True,
+                           text=True, check=True).stdout
     files = shown.split("Files:", 1)[1].split()
     tops = {name.split("/")[0] for name in files if not name.startswith("..")}  # ../../../bin/dlx: the script
     assert {top for top in tops if not top.endswith(".dist-info")} == {"dlx"}, sorted(tops)

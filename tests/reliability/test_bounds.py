@@ -59,13 +59,14 @@ def _timed(*args) -> tuple[subprocess.CompletedProcess, float]:
 @pytest.mark.parametrize("command", ["config", "search"])
 @pytest.mark.parametrize("unreadable", ["/dev/zero", "/dev/urandom", "fifo", "folder"], indirect=True)
 def test_a_spec_that_is_no_regular_file_is_refused_within_a_second(command, unreadable, tmp_path):
-    """Within a second of what the same command takes to refuse a missing file (its start-up: `dlx search`
-    imports Optuna first, and the machine may be busy), under a 4 GiB address-space limit."""
+    """About as fast as the same command refuses a missing file (its start-up: `dlx search` imports Optuna first),
+    under a 4 GiB address-space limit: a ratio with a second's slack, as a busy machine slows both alike, while
+    reading /dev/zero or waiting on a FIFO takes far longer or never ends."""
     _, baseline = _timed(command, tmp_path / "missing.yaml")
     result, elapsed = _timed(command, unreadable)
     assert_user_error(result, str(unreadable))
     assert "regular file" in result.stderr or "folder" in result.stderr, result.stderr
-    assert elapsed < baseline + 1.0, (elapsed, baseline)
+    assert elapsed < 2 * baseline + 1.0, (elapsed, baseline)
 
 
 def _space(tmp_path, param: str):

@@ -87,7 +87,8 @@ def test_an_interrupted_trial_runs_again_on_resume_and_is_no_failure(make_space,
 def test_ctrl_c_on_a_search_with_workers_requeues_every_running_trial(make_space, tmp_path):
     """Ctrl-C reaches the workers and their parent together (one process group), and the parent then terminates
     the workers: each running trial is re-queued all the same, and no worker leaves a traceback."""
-    space = make_space("sampler: random\ntrials: 2\noverrides: {train.epochs: 20}\n")
+    # long trials: both workers must be in one at once, however late the second starts on a busy machine
+    space = make_space("sampler: random\ntrials: 2\noverrides: {train.epochs: 2000}\n")
     out = tmp_path / "search"
     process = start_search(space, "--out", out, "--workers", "2", new_session=True)
     running = wait_for_epochs(process, out, running=2)
