@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -45,10 +46,17 @@ def friendly_errors(func):
             err_console.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted.")
+            if reports():
+                err_console.print("interrupted.")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def reports() -> bool:
+    """Whether this process tells the user about a Ctrl-C: under torchrun every rank gets it, and rank 0 alone
+    says so."""
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 def _discarding_unused(func, *args, **kwargs):

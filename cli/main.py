@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
 
@@ -34,7 +35,13 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()  # ends with SystemExit, whatever the outcome
+    except SystemExit as stop:
+        distributed = sys.modules.get("dlx.train.distributed")  # imported by the commands that train
+        if distributed is not None:
+            distributed.exit_rank(stop.code)  # a rank of a process group ends there
+        raise
 
 
 if __name__ == "__main__":

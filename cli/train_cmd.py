@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from dlx.cli.common import (JsonOption, QuietOption, SetOption, console, err_console, friendly_errors, located_in,
-                        print_json)
+                            print_json, reports)
 from dlx.cli.tables import fixed
 from dlx.cli.tracking import MlflowOption, MlflowRequiredOption, mlflow_overrides
 
@@ -62,8 +62,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
             raise DlxError("--nproc launches torchrun itself; under torchrun, leave it out.", key="--nproc")
         if spec is not None:
             check_launchable(spec, nproc)
-        argv = _worker_arguments(config, set, out, resume, epochs, mlflow, mlflow_required, quiet, json, test)
-        raise typer.Exit(launch(nproc, argv))
+        launch(nproc, _worker_arguments(config, set, out, resume, epochs, mlflow, mlflow_required, quiet, json, test))
     try:
         with located_in(config):
             result = run_training(spec, out=out, resume=resume, quiet=quiet or json, epochs=epochs, spec_file=config,
@@ -73,8 +72,9 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
         err_console.print(f"note: {finished.message}", highlight=False, soft_wrap=True)
         result = RunResult(resume, read_summary(resume))
     except TrainingInterrupted as stop:
-        err_console.print(f"interrupted; {stop.run_dir}/checkpoints/last.pt holds epoch {stop.epoch}. Continue with: "
-                          f"dlx train --resume {stop.run_dir}", highlight=False, soft_wrap=True)
+        if reports():
+            err_console.print(f"interrupted; {stop.run_dir}/checkpoints/last.pt holds epoch {stop.epoch}. Continue "
+                              f"with: dlx train --resume {stop.run_dir}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     if not result.main:  # another rank of a torchrun run: rank 0 reports
         return

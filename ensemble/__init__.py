@@ -1,7 +1,7 @@
 """Ensembles of trained runs: fit the pooling on validation data (`build_ensemble`), score it (`evaluate_folder`
 decides "run or ensemble" for `dlx evaluate`) and predict new inputs (`predict`)."""
 from dlx.ensemble.api import (build_ensemble, check_options, evaluate_ensemble, fit_pool, member_predictions,
-                          shared_data)
+                              shared_data)
 from dlx.ensemble.evaluate import evaluate_folder, is_ensemble_folder
 from dlx.ensemble.folder import EnsembleModel, load_ensemble, load_model
 from dlx.ensemble.methods import METHODS, METRICS, get_method

@@ -7,9 +7,13 @@ and logs, so a run has one folder whatever the world size. Checkpoints hold the 
 load at any world size and in every single-process command.
 
 torchrun restarts a failed group with the same command line (`--max-restarts`); TORCHELASTIC_RESTART_COUNT tells a
-restarted rank 0 to continue the run folder recorded under the same TORCHELASTIC_RUN_ID rather than start anew."""
+restarted rank 0 to continue the run folder recorded under the same TORCHELASTIC_RUN_ID rather than start anew.
+
+A rank ends through `exit_rank`, without tearing the interpreter down: gloo's threads outlive the process group
+(see there)."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import json
@@ -28,6 +32,7 @@ import torch.distributed as dist
 from dlx.core.errors import DlxError
 
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective that waits this long means a rank is gone
+_joined = False  # this process joined a process group, whose threads stay to the end (exit_rank)
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,10 @@ def world_from_env() -> World:
 
 def join(world: World, device_type: str) -> Optional[torch.device]:
     """Join the process group (NCCL for CUDA tensors, gloo for CPU ones); the CUDA device of this rank, if any."""
+    global _joined
     if not world.distributed:
         return None
+    _joined = True
     cuda = device_type in ("auto", "cuda") and torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(world.local_rank % torch.cuda.device_count())
@@ -97,9 +104,38 @@ def _store(world: World):
     return dist.PrefixStore(f"dlx/restart-{world.restarts}", store)
 
 
-def leave(world: World) -> None:
+def leave(world: World, together: bool = False) -> None:
+    """Leave the process group. `together` (this rank's run went well) first waits for every rank at a barrier,
+    so that none goes while rank 0 still writes the run folder or another rank still uses the group; a rank that
+    failed goes at once, as the others may be gone or waiting in a collective that it will never join."""
     if world.distributed and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_rank(code) -> None:
+    """End this process with exit code `code` (a SystemExit's) if it joined a process group: the atexit handlers
+    run (multiprocessing stops data-loader workers, logging flushes), then os._exit skips the interpreter's
+    teardown. Returns in any other process.
+
+    gloo's worker threads outlive destroy_process_group: torch keeps references to the group, so they are never
+    joined. One that is still letting go of a finished collective's tensors (the last `all_sum` of a run, on a
+    loaded machine) needs the GIL for it; if the interpreter is being torn down by then, Python ends that thread
+    inside a C++ destructor and the process aborts with `terminate called without an active exception` (SIGABRT,
+    then torchrun's traceback and exit 1 after a finished run; pytorch/pytorch#179291). Without the teardown,
+    those threads simply end with the process."""
+    if not _joined:
+        return
+    if code is None or isinstance(code, int):
+        code = code or 0
+    else:  # what Python does with SystemExit("message")
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def share(world: World, value: Any) -> Any:
@@ -158,13 +194,18 @@ def check_launchable(spec, nproc: int) -> None:
                        key="--nproc")
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Run `dlx <argv>` on `nproc` processes of this machine through torchrun (torch.distributed.run); its exit code."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "dlx", *argv]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.call(command, env=env)
+def launch(nproc: int, argv: list[str]) -> None:
+    """Become torchrun (train.torchrun) running `dlx <argv>` on `nproc` processes of this machine.
+
+    This process is replaced rather than made a parent, so that a Ctrl-C reaches torchrun once, however it is
+    sent: torchrun passes it on to every rank and waits for them to stop as a single-process run does (rank 0
+    says where to resume). A parent killed torchrun at Ctrl-C (subprocess.call does), racing it as it stopped the
+    ranks, which its death could leave training."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "dlx.train.torchrun", "--standalone",
+                              f"--nproc-per-node={nproc}", "-m", "dlx", *argv])
 
 
 def restarted_run(world: World, parent: Path) -> Optional[Path]:

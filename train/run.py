@@ -160,9 +160,12 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     world = world_from_env()
     cuda = join(world, spec.device.type if spec is not None else "auto")
     try:
-        return _train(world, cuda, spec, out, resume, quiet, on_epoch, test, epochs, spec_file, mlflow_parent)
-    finally:
+        result = _train(world, cuda, spec, out, resume, quiet, on_epoch, test, epochs, spec_file, mlflow_parent)
+    except BaseException:
         leave(world)
+        raise
+    leave(world, together=True)
+    return result
 
 
 def _train(world: World, cuda, spec, out, resume, quiet, on_epoch, test, epochs, spec_file, mlflow_parent) -> RunResult:
