@@ -10,7 +10,8 @@ from dlx.core.lazy import lazy_attributes
 __getattr__, _WITH_TORCH = lazy_attributes(__name__, {
     "dlx.archs.builder": ["DlxNet", "LayerRow", "MAX_PARAMS", "build_model", "count_params", "keras_shape"],
     "dlx.archs.summary": ["summarize", "summary_inputs"],
-    "dlx.archs.keras_import": ["KerasImport", "import_keras", "spec_yaml"],  # torch-free; loaded by `dlx import` only
+    # torch-free until keras_spec checks the spec it makes; loaded by `dlx import` only
+    "dlx.archs.keras_import": ["KerasImport", "import_keras", "keras_spec", "spec_yaml", "write_spec"],
 })
 
 __all__ = ["ACTIVATIONS", "LAYERS", "PRESETS", "LayerNode", "check_vars_referenced", "load_spec", "parse_model",

@@ -15,6 +15,7 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 MAX_INT = 2 ** 64  # no layer argument needs more; bigger results only come from runaway arithmetic
 MAX_TEXT = 10_000  # characters a `'ab' * n` expression may produce
+MAX_EXPRESSION = 1_000  # characters in one ${...}: real ones are a few dozen; Python's parser recurses per term
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -29,11 +30,24 @@ _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, as
             ast.Gt: operator.gt, ast.GtE: operator.ge}
 
 
+def _parse(expression: str) -> ast.Expression:
+    """The expression's syntax tree; SyntaxError for bad syntax, ValueError when it is too long to parse safely."""
+    if len(expression) > MAX_EXPRESSION:
+        raise ValueError(len(expression))
+    try:
+        return ast.parse(expression.strip(), mode="eval")
+    except (RecursionError, MemoryError):  # nesting past the parser's limits
+        raise ValueError(len(expression)) from None
+
+
 def evaluate(expression: str, variables: dict, key: str) -> Any:
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        tree = _parse(expression)
     except SyntaxError:
         raise DlxError(f"'${{{expression}}}' is not a valid expression.", key=key) from None
+    except ValueError:
+        raise DlxError(f"a ${{...}} expression of {len(expression):,} characters is too long; it may have at most "
+                       f"{MAX_EXPRESSION:,}. Compute the value in model.vars instead.", key=key) from None
 
     def walk(node):
         if isinstance(node, ast.Expression):
@@ -87,8 +101,8 @@ def referenced_names(value: Any) -> set[str]:
         names: set[str] = set()
         for expression in _REF.findall(value):
             try:
-                tree = ast.parse(expression.strip(), mode="eval")
-            except SyntaxError:
+                tree = _parse(expression)
+            except (SyntaxError, ValueError):
                 continue  # reported where it is evaluated
             names.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id not in _FUNCTIONS)
         return names

@@ -1,5 +1,7 @@
 """A Keras 3 model's architecture (a `.keras` file's config.json, or `model.to_json()`) → a dlx layer list in the
-graph syntax. Torch-free and Keras-free: it reads the JSON only, so no weights and no Keras are needed.
+graph syntax. Keras-free: it reads the JSON only (bounded, checked by `archs.keras_json`), so no weights and no
+Keras are needed; torch is loaded only by `keras_spec`, which builds the spec on the meta device before it is
+written, as `dlx summary` would.
 
 Each Keras layer becomes the dlx layer of the same name with the arguments dlx has; initialisers, regularisers
 and constraints (training details, not architecture) are left out. A layer dlx lacks, or an argument value it
@@ -8,7 +10,9 @@ can't reproduce, is reported with the layer's position, all in one error.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +21,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from dlx.archs.parse import INPUT, WIRING
+from dlx.archs.keras_json import checked_layout, parse_config
+from dlx.archs.parse import INPUT, MAX_LAYERS, WIRING
 from dlx.archs.registry import LAYERS
 from dlx.archs.vocabulary import Layer, Repeat, Residual
+from dlx.core.diskfull import full_disk_error
 from dlx.core.errors import DlxError
+from dlx.core.files import atomic_write_text
+from dlx.core.reading import check_regular
 
-MAX_CONFIG_BYTES = 64 * 2**20  # a config.json is kilobytes; refuse to read a runaway one
+MAX_CONFIG_BYTES = 16 * 2**20  # Keras writes about 1 KB a layer: room for dlx's MAX_LAYERS, and a bound on memory
+MAX_KERAS_BYTES = 64 * 2**30  # a .keras file holds the weights too; only its config.json is read
 IGNORED = ("name", "trainable", "dtype", "seed", "synchronized", "renorm_clipping", "renorm_momentum")
 IGNORED_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 # argument → the values dlx reproduces (its only behaviour); anything else is an unsupported setting
@@ -42,42 +51,70 @@ class KerasImport:
     input_shape: list[int]
     layers: list[dict | str] = field(default_factory=list)
     outputs: int | None = None  # the final Dense's units, written as `units: classes`
+    origins: list[str] = field(default_factory=list)  # per entry, its Keras layer: "layer 3 'conv2d' (Conv2D)"
 
 
 def read_config(path: str | Path) -> dict:
-    """The model config from a `.keras` zip (its config.json) or a JSON file of `model.to_json()`."""
+    """The model config from a `.keras` zip (its config.json) or a JSON file of `model.to_json()`, read bounded:
+    a regular file only, at most MAX_CONFIG_BYTES of JSON, whatever the zip's headers claim."""
     path = Path(path)
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                if "config.json" not in archive.namelist():
-                    raise DlxError("this zip has no config.json; expected a Keras 3 .keras model file.", file=path)
-                if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
-                    raise DlxError("its config.json is larger than 64 MiB; not a model config.", file=path)
-                text = archive.read("config.json").decode("utf-8")
-        else:
-            if path.stat().st_size > MAX_CONFIG_BYTES:
-                raise DlxError("the file is larger than 64 MiB; expected a model's JSON config.", file=path)
-            text = path.read_text(encoding="utf-8")
-        config = json.loads(text)
+        size = check_regular(path, MAX_KERAS_BYTES, "a Keras .keras model or its model.to_json() JSON")
+        with _open_regular(path) as handle:
+            raw = _config_bytes(handle, size, path)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise DlxError("no such file; expected a Keras .keras model or its model.to_json() JSON.", file=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, IsADirectoryError) as exc:
+    except (UnicodeDecodeError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise DlxError(f"not a Keras model: expected a .keras file or model.to_json() JSON ({exc}).",
                        file=path) from None
+    config = parse_config(text, path)
     if not isinstance(config, dict) or config.get("class_name") not in ("Sequential", "Functional", "Model"):
         raise DlxError("expected a Keras Sequential or Functional model config (class_name 'Sequential' or "
                        f"'Functional'), got {_describe_class(config)}.", file=path)
     return config
 
 
+def _open_regular(path: Path):
+    """The file opened without blocking (a FIFO swapped in after `check_regular` can't hang the open) and checked
+    again on the open descriptor."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise DlxError("this is not a regular file; expected a Keras .keras model or its JSON.", file=path)
+    return handle
+
+
+def _config_bytes(handle, size: int, path: Path) -> bytes:
+    """config.json's bytes from a .keras zip, or the JSON file's: at most MAX_CONFIG_BYTES + 1 are ever read."""
+    limit = f"larger than {MAX_CONFIG_BYTES // 2**20} MiB"
+    if not zipfile.is_zipfile(handle):
+        if size > MAX_CONFIG_BYTES:
+            raise DlxError(f"the file is {limit}; expected a model's JSON config.", file=path)
+        handle.seek(0)
+        raw = handle.read(MAX_CONFIG_BYTES + 1)
+    else:
+        with zipfile.ZipFile(handle) as archive:
+            if "config.json" not in archive.namelist():
+                raise DlxError("this zip has no config.json; expected a Keras 3 .keras model file.", file=path)
+            if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                raise DlxError(f"its config.json is {limit}; not a model config.", file=path)
+            with archive.open("config.json") as member:
+                raw = member.read(MAX_CONFIG_BYTES + 1)  # the header's size is the archive's claim, not a bound
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise DlxError(f"its model config is {limit}; not a model config.", file=path)
+    return raw
+
+
 def import_keras(path: str | Path) -> KerasImport:
     """The Keras model at `path` as dlx layer entries; one DlxError lists every layer dlx can't reproduce."""
     config = read_config(path)
-    body = config.get("config") or {}
-    layers = body.get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise DlxError("the model config lists no layers.", file=path, key="config.layers")
+    body, layers = checked_layout(config, path)
+    translatable = sum(layer.get("class_name") != "InputLayer" for layer in layers)
+    if translatable > MAX_LAYERS:
+        raise DlxError(f"the model has {translatable} layers; dlx builds at most {MAX_LAYERS}.", file=path,
+                       key="config.layers")
     try:
         return _translate(config, body, layers, path)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:  # a hand-edited or foreign JSON's structure
@@ -99,6 +136,7 @@ def _translate(config: dict, body: dict, layers: list, path) -> KerasImport:
             problems.append(f"layer {index} '{_layer_name(layer)}' ({layer.get('class_name')}): {exc}")
             continue
         result.layers.append(entry)
+        result.origins.append(f"layer {index} '{_layer_name(layer)}' ({layer.get('class_name')})")
     if problems:
         raise DlxError(f"{len(problems)} layer(s) have no dlx equivalent: " + "; ".join(problems) +
                        f". dlx layers: {', '.join(_keras_names())}.", file=path, key="config.layers")
@@ -128,11 +166,13 @@ def _model_name(name: Any) -> str:
 
 
 def _input_shape(layers: list, body: dict, path) -> list[int]:
-    first = layers[0].get("config", {}) if layers[0].get("class_name") == "InputLayer" else {}
+    first = (layers[0].get("config") or {}) if layers[0].get("class_name") == "InputLayer" else {}
     shape = first.get("batch_shape") or first.get("batch_input_shape") or body.get("build_input_shape")
-    if not isinstance(shape, list) or len(shape) not in (2, 4) or not all(isinstance(s, int) for s in shape[1:]):
+    if not isinstance(shape, list) or len(shape) not in (2, 4) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape[1:]):
         raise DlxError(f"the model's input shape {shape!r} is not (batch, height, width, channels) or (batch, "
-                       "features) with known sizes; build the Keras model with a fixed input shape.", file=path)
+                       "features) with known, positive sizes; build the Keras model with a fixed input shape.",
+                       file=path)
     return shape[1:]
 
 
@@ -289,10 +329,11 @@ def _classes_head(layers: list) -> int | None:
 
 def spec_yaml(result: KerasImport, source: str) -> str:
     """The imported model as a dlx experiment spec (default data: digits), with a header saying how to check it
-    against the Keras model."""
+    against the Keras model. The file's name is written as a Python literal: a newline or any other control
+    character in it, escaped, can't end the comment."""
     shape = ",".join(map(str, result.input_shape))
     classes = f" --classes {result.outputs}" if result.outputs else ""
-    lines = [f"# Imported from {source} by `dlx import keras`: the architecture only, no weights.",
+    lines = [f"# Imported from {source!r} by `dlx import keras`: the architecture only, no weights.",
              f"# Keras's input is {' x '.join(map(str, result.input_shape))} (channels last)"
              + (f" and its head has {result.outputs} units, written as `units: classes`" if result.outputs else "")
              + ". Compare with the Keras model:",
@@ -302,6 +343,42 @@ def spec_yaml(result: KerasImport, source: str) -> str:
         kind, args = (entry, None) if isinstance(entry, str) else next(iter(entry.items()))
         lines.append(f"    - {kind}" if args is None else f"    - {kind}: {_flow(args)}")
     return "\n".join(lines) + "\n"
+
+
+def keras_spec(path: str | Path) -> tuple[KerasImport, str]:
+    """The Keras model at `path` and the text of its dlx spec, checked as `dlx summary` checks a spec (read,
+    wired, built on the meta device at Keras's input shape): what dlx would refuse is refused here, naming the
+    Keras layer, before anything is written."""
+    result = import_keras(path)
+    text = spec_yaml(result, Path(path).name)
+    _check_spec(result, text, path)
+    return result, text
+
+
+def _check_spec(result: KerasImport, text: str, path: str | Path) -> None:
+    from dlx.archs.check import validate_spec
+    from dlx.archs.summary import summarize, summary_inputs  # torch, for the build on the meta device
+    try:
+        shape, classes = summary_inputs(",".join(map(str, result.input_shape)), result.outputs)
+    except DlxError as exc:
+        where = f"{result.origins[-1]}, the classes head" if exc.key == "--classes" else "the model's input shape"
+        raise DlxError(f"{where}: {exc.message}", file=path) from None
+    try:
+        summarize(validate_spec(yaml.safe_load(text), text=text), shape, classes or 1)
+    except DlxError as exc:
+        entry = re.match(r"model\.layers\[(\d+)\]", exc.key or "")
+        where = f"{result.origins[int(entry[1])]}: " if entry else ""
+        raise DlxError(f"dlx would refuse the spec this model makes: {where}{exc.message}", file=path) from None
+
+
+def write_spec(out: str | Path, text: str) -> None:
+    """The spec written atomically to `out`; a write that fails (a full disk) leaves what was there, and is one
+    DlxError naming `out`."""
+    try:
+        atomic_write_text(out, text)
+    except OSError as exc:
+        raise full_disk_error(exc, out, "the spec", "a file already there is unchanged") or DlxError(
+            f"could not write the spec ({exc.strerror or exc}); a file already there is unchanged.", file=out) from None
 
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")

@@ -61,7 +61,29 @@ def resolve_model(model) -> tuple[list, dict, str]:
         return model.layers, dict(model.vars), "model.layers"
     name = PRESETS.canonical(model.preset, key="model.preset")
     preset = load_yaml_mapping(PRESETS.get(name), "preset")
-    return preset["layers"], {**preset.get("vars", {}), **model.vars}, f"preset:{name}.layers"
+    variables = {**preset.get("vars", {}), **model.vars}
+    check_limits(preset.get("limits", {}), variables, name)
+    return preset["layers"], variables, f"preset:{name}.layers"
+
+
+_KINDS = {"int": "a whole number", "number": "a number"}
+_BOUNDS = {"gt": ("above", lambda v, b: v > b), "ge": ("at least", lambda v, b: v >= b),
+           "lt": ("below", lambda v, b: v < b), "le": ("at most", lambda v, b: v <= b)}
+
+
+def check_limits(limits: dict, variables: dict, preset: str) -> None:
+    """Each var a preset limits is of its type (true/false is no number) and within its bounds: a value that
+    would still build (make_divisible turns alpha -1 into 8 channels) builds some other model than the preset's."""
+    for name, rule in limits.items():
+        value = variables.get(name)
+        kind = rule.get("type", "number")
+        fits = isinstance(value, (int, float) if kind == "number" else int) and not isinstance(value, bool)
+        if fits and all(test(value, rule[bound]) for bound, (_, test) in _BOUNDS.items() if bound in rule):
+            continue
+        wanted = " ".join([_KINDS[kind], " and ".join(f"{word} {rule[bound]}" for bound, (word, _) in
+                                                        _BOUNDS.items() if bound in rule)]).strip()
+        raise DlxError(f"the preset {preset}'s var '{name}' must be {wanted}, but got {value!r}.",
+                       key=f"model.vars.{name}")
 
 
 def parse_model(model, classes: int | None = None) -> list[LayerNode]:

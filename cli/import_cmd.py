@@ -18,14 +18,12 @@ def keras(model: Annotated[Path, typer.Argument(help="A Keras 3 model file (.ker
           out: Annotated[Optional[Path], typer.Option(
               "--out", help="Write the spec here (YAML) instead of printing it.")] = None) -> None:
     """A Keras Sequential or Functional model's architecture (no weights) as a dlx spec."""
-    from dlx.archs import import_keras, spec_yaml
-    from dlx.core.files import atomic_write_text
-    result = import_keras(model)
-    text = spec_yaml(result, model.name)
+    from dlx.archs import keras_spec, write_spec
+    result, text = keras_spec(model)
     if out is None:
         typer.echo(text, nl=False)
         return
-    atomic_write_text(out, text)
+    write_spec(out, text)
     shape = ",".join(map(str, result.input_shape))
     classes = f" --classes {result.outputs}" if result.outputs else ""
     console.print(f"wrote {out}: {len(result.layers)} layers; check it with "

@@ -14,7 +14,8 @@ app = typer.Typer(help="dlx: train, search and ensemble deep-learning models fro
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True,
                   rich_markup_mode=None)  # click's plain help: typer's rich help imports ~100 ms of markdown
 
-ORDER = ["train", "evaluate", "search", "ensemble", "predict", "export", "runs", "diff", "report", "summary", "config"]
+ORDER = ["train", "evaluate", "search", "ensemble", "distill", "predict", "export", "runs", "diff", "report", "summary",
+         "config"]
 
 
 def _register_commands() -> None:

@@ -47,6 +47,7 @@ def search(space: Annotated[Optional[Path], typer.Argument(help="Search space (Y
     """Search hyperparameters with Optuna; each trial is a run folder; the best is scored on test data."""
     from dlx.search import (SearchInterrupted, TrialDisplay, parse_devices, parse_duration, pick as pick_front,
                             run_search)
+    import dlx.ensemble  # noqa: F401  the teacher loader of a distillation base spec (train.distill) lives there
     if space is not None and space.is_dir() and pick is not None:  # a finished search: choose, run nothing
         _print_pick(pick_front(space, pick), json)
         return

@@ -34,6 +34,7 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
     """Train a model from a YAML spec and write a run folder; or continue one with --resume."""
     from dlx.core.errors import DlxError
     from dlx.train.run import RunAlreadyFinished, RunResult, TrainingInterrupted, train as run_training
+    import dlx.ensemble  # noqa: F401  the teacher loader of `distill:` specs (train.distill) lives there
     if config is None and resume is None:
         raise DlxError("dlx train needs a spec file to start a run (dlx train configs/digits.yaml) or --resume "
                        "RUN_DIR to continue one.")
@@ -63,8 +64,9 @@ def train(config: Annotated[Optional[Path], typer.Argument(help="Experiment spec
         if spec is not None:
             check_launchable(spec, nproc)
         launch(nproc, _worker_arguments(config, set, out, resume, epochs, mlflow, mlflow_required, quiet, json, test))
+    from dlx.train.interrupts import sigterm_interrupts
     try:
-        with located_in(config):
+        with located_in(config), sigterm_interrupts():  # a scheduler's SIGTERM stops the run as Ctrl-C does
             result = run_training(spec, out=out, resume=resume, quiet=quiet or json, epochs=epochs, spec_file=config,
                                   test=test)
     except RunAlreadyFinished as finished:  # not an error: the run is as complete as resuming would make it

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from dlx.core.reading import NotJson, load_json
 
 
 _MADE: list[list[Path]] = []  # the folders made within each open `noting_made` block, innermost last
@@ -80,15 +83,38 @@ def temporary_beside(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
+_NOT_REGULAR = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def refuse_unless_replaceable(path: str | Path) -> None:
+    """A rename over `path` would replace a link, device or pipe itself (not write through it): only a regular
+    file, or nothing, may stand where dlx writes."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # unreadable: the write itself says why
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+        from dlx.core.errors import DlxError
+        raise DlxError(f"this is {what}; dlx writes only regular files and left it unchanged. Give a path to a "
+                       "regular file or a new one.", file=path)
+
+
 def atomic_write(path: str | Path, write) -> None:
-    """Call write(file_object) on a temporary file beside `path`, fsync it, then rename over `path`."""
+    """Call write(file_object) on a temporary file beside `path`, fsync it, then rename over `path`; refused when
+    something other than a regular file stands at `path` (refuse_unless_replaceable)."""
     path = Path(path)
+    refuse_unless_replaceable(path)
     fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        refuse_unless_replaceable(path)  # again: it may have appeared while the file was written
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -122,9 +148,10 @@ def atomic_write_json(path: str | Path, data) -> None:
 
 
 def read_json(path: str | Path, default=None):
-    """The JSON in `path`, or `default` when the file is missing or not JSON (callers that must refuse damage
-    validate what they read instead)."""
+    """The JSON in `path`, or `default` when the file is missing or not valid JSON (callers that must refuse damage
+    validate what they read instead). Read bounded (core.reading): a pipe, a device, a file over the size limit or
+    JSON nested too deep is a DlxError naming the file, never a hang or a memory blow-up."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        return load_json(path)
+    except (FileNotFoundError, NotJson):
         return default

@@ -207,6 +207,26 @@ class OutputSpec(Section):
     save_last: bool = Field(True, description="write checkpoints/last.pt each epoch (needed for --resume)")
 
 
+class DistillSpec(Section):
+    """Knowledge distillation: train this spec's model on a teacher's softened outputs as well as the labels."""
+
+    teacher: str = Field(description="the teacher: a run folder or an ensemble folder (dlx distill also takes a "
+                                     "search folder, for its best trial); relative paths from the working folder")
+    temperature: float = Field(2.0, gt=0.0, le=100.0, description="T: teacher and student logits are divided by it "
+                                                                  "before the softmax of the KL term")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KL term; 1 − alpha weighs the labels' "
+                                                          "cross-entropy")
+    cache_budget: Union[int, str] = Field(
+        "256MB", description="most bytes of teacher outputs on the training split held at once (bytes or '256MB'); "
+                             "above it, or with data.augment, the teacher predicts each batch as it is trained on")
+
+    @field_validator("cache_budget")
+    @classmethod
+    def _budget(cls, value):
+        budget_bytes(value, 1)
+        return value
+
+
 class ExperimentSpec(Section):
     name: str = "experiment"
     seed: int = Field(0, ge=0, le=2**32 - 1)
@@ -215,6 +235,7 @@ class ExperimentSpec(Section):
     train: TrainSpec = Field(default_factory=TrainSpec)
     device: DeviceSpec = Field(default_factory=DeviceSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    distill: Optional[DistillSpec] = Field(None, description="train on a teacher's outputs too (dlx distill)")
 
     @field_validator("name")
     @classmethod

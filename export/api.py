@@ -2,6 +2,8 @@
 class probabilities, with `export.json` beside it, verified in the format's own runtime on the run's test split."""
 from __future__ import annotations
 
+import hashlib
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Optional
@@ -10,11 +12,13 @@ import numpy as np
 import torch
 
 from dlx.core.errors import DlxError
-from dlx.core.files import atomic_write_json, make_folder
+from dlx.core.files import (atomic_write_json, fsync_dir, read_json, refuse_unless_replaceable,
+                            temporary_beside)
 from dlx.ensemble import load_model
 from dlx.export import formats
 from dlx.export.graph import ExportGraph, byte_factor
 from dlx.train import InputContract, load_run_model, load_splits
+from dlx.train.outdir import MARKER, claim, write_marker
 
 TOLERANCE = 1e-4  # largest |exported − eager| probability accepted
 
@@ -53,7 +57,7 @@ def split_chunks(model, factor: float, size: int = VERIFY_CHUNK):
         yield np.ascontiguousarray((raw / np.float32(factor)).transpose(0, 2, 3, 1)), raw * scale
 
 
-def verify(fmt: str, path: Path, model, factor: float) -> dict:
+def verify(fmt: str, path: Path, model, factor: float, shown: Optional[Path] = None) -> dict:
     """Exported probabilities, from the format's runtime, against eager PyTorch (`dlx predict`'s path), chunk by
     chunk over the test split."""
     difference, agree, samples = 0.0, 0, 0
@@ -69,7 +73,7 @@ def verify(fmt: str, path: Path, model, factor: float) -> dict:
     if difference > TOLERANCE or agree != samples:
         raise DlxError(f"the exported {fmt} model disagrees with PyTorch on the test split: probabilities differ by "
                        f"up to {difference:.3g} (allowed {TOLERANCE}) and {samples - agree} of {samples} "
-                       "predicted classes differ. Try another format.", file=path)
+                       "predicted classes differ. Try another format.", file=shown or path)
     return result
 
 
@@ -95,26 +99,102 @@ def describe(fmt: str, model, source: Path, file: str) -> dict:
             "versions": {"dlx": _version("dlx"), "torch": torch.__version__, exporter: _version(exporter)}}
 
 
+RECORD = "export.json"
+
+
 def export_model(source: str | Path, fmt: str = "onnx", out: Optional[str | Path] = None) -> dict:
     """Write SOURCE (a run or ensemble folder) as `fmt` into `out` (default SOURCE/export/FORMAT) with export.json;
-    returns export.json's content. Raises DlxError when the model can't be exported or fails verification."""
+    returns export.json's content. Raises DlxError when the model can't be exported or fails verification.
+
+    The folder is an output folder of kind "export" (train.outdir: refused if it holds anything else, locked while
+    written). The model is written under a temporary name and verified there; only then does it replace the old
+    one, and export.json, recording its sha256, comes last, so `dlx predict` never trusts a model its record does
+    not describe."""
     fmt = formats.FORMATS.canonical(fmt, key="--format")
     source = Path(source)
     graph, model, factor = build_graph(source)
     folder = Path(out) if out is not None else source / "export" / fmt
-    try:
-        make_folder(folder)  # noted: a failed export leaves no empty folder (cli.common.friendly_errors)
-    except OSError as exc:
-        raise DlxError(f"can't create the output folder ({exc.strerror}).", file=folder) from None
     file = formats.FORMATS.get(fmt).file
+    adopt_unmarked_export(folder)
+    with claim(folder, "export") as held:
+        held.mark()
+        for leftover in folder.glob(f".{file}.*.tmp"):  # a killed export's: none is running, the folder is locked
+            leftover.unlink(missing_ok=True)
+        for target in (folder / file, folder / RECORD):
+            refuse_unless_replaceable(target)
+        document = describe(fmt, model, source, file)
+        staged = stage(folder / file)
+        try:
+            document["model_sha256"], document["verification"] = write_verified(fmt, graph, model, factor, staged,
+                                                                                folder / file)
+            publish(staged, folder / file, document)
+        finally:
+            staged.unlink(missing_ok=True)
+    return {**document, "out": str(folder)}
+
+
+def stage(target: Path) -> Path:
+    """A new temporary file beside `target` (a hidden `.tmp` name no reader takes for a model) to export into."""
+    fd, name = temporary_beside(target)
+    os.close(fd)
+    return Path(name)
+
+
+def write_verified(fmt: str, graph, model, factor: float, staged: Path, target: Path) -> tuple[str, dict]:
+    """(sha256, verification) of the model written to `staged`, on disk for good (fsync) and checked in its
+    runtime; errors name `target`, the file it becomes."""
     channels, height, width = model.input_shape
     example = torch.rand(2, height, width, channels) * 255
-    formats.write(fmt, graph, example, folder / file)
-    document = describe(fmt, model, source, file)
+    formats.write(fmt, graph, example, staged)
     try:
-        document["verification"] = verify(fmt, folder / file, model, factor)
-    except BaseException:  # an unverified model must not lie there looking usable
-        (folder / file).unlink(missing_ok=True)
-        raise
-    atomic_write_json(folder / "export.json", document)
-    return {**document, "out": str(folder)}
+        digest = sync_and_hash(staged)
+    except OSError as exc:
+        raise formats.disk_error(exc, staged.parent) from None
+    return digest, verify(fmt, staged, model, factor, shown=target)
+
+
+def sync_and_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+        os.fsync(handle.fileno())
+    return digest.hexdigest()
+
+
+def publish(staged: Path, target: Path, document: dict) -> None:
+    """The verified model in place, then its record: the old record goes first, so no moment holds a record
+    beside a model it does not describe."""
+    record = target.parent / RECORD
+    try:
+        record.unlink(missing_ok=True)
+        os.replace(staged, target)
+        fsync_dir(target.parent)
+        atomic_write_json(record, document)
+    except OSError as exc:
+        raise formats.disk_error(exc, target.parent) from None
+
+
+def is_export_record(document) -> bool:
+    """Whether `document` is an export.json that `dlx export` wrote (its format, file and dlx version)."""
+    return isinstance(document, dict) and document.get("format") in formats.FORMATS.names() \
+        and document.get("file") == formats.FORMATS.get(document["format"]).file \
+        and isinstance(document.get("versions"), dict) and "dlx" in document["versions"]
+
+
+def adopt_unmarked_export(folder: Path) -> None:
+    """An export folder written before folders carried markers (export.json as `dlx export` writes it, beside
+    nothing but model files) becomes an "export" folder; anything else is left for `claim` to judge."""
+    try:
+        names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    except OSError:
+        return
+    models = {formats.FORMATS.get(name).file for name in formats.FORMATS.names()}
+    if MARKER in names or RECORD not in names or not names <= {RECORD, *models}:
+        return
+    try:
+        document = read_json(folder / RECORD)
+    except DlxError:
+        return
+    if is_export_record(document):
+        write_marker(folder, "export")

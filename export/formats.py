@@ -2,10 +2,11 @@
 (onnxruntime, torch.jit.load, torch.export.load) loads it back to predict."""
 from __future__ import annotations
 
+import errno
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -81,10 +82,41 @@ def write(name: str, graph, example: torch.Tensor, path: Path) -> None:
     except DlxError:
         raise
     except Exception as exc:  # exporters raise many types; each means "this graph can't be written so"
+        failed = os_error_in(exc)
+        if failed is not None:  # the disk, not the format: a full disk, a quota, a read-only folder
+            raise disk_error(failed, path.parent) from None
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         others = ", ".join(n for n in FORMATS.names() if n != name)
         raise DlxError(f"the {name} exporter could not write this model: {first[:300]} (while exporting "
                        f"{_layers(graph)}). Try another format ({others}).", key="--format") from None
+
+
+DISK_WORDS = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+              "Read-only file system": errno.EROFS, "file write failed": None}
+
+
+def os_error_in(exc: BaseException) -> Optional[OSError]:
+    """The OSError behind an exporter's failure (exporters wrap them: torch.save in a RuntimeError whose text
+    alone says "No space left on device"), or None when the failure is the graph's."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            return exc
+        text = str(exc)
+        word = next((w for w in DISK_WORDS if w in text), None)
+        if word is not None:
+            return OSError(DISK_WORDS[word], word)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def disk_error(exc: OSError, folder: Path) -> DlxError:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+    reason = "the disk is full" if full else f"the file can't be written ({exc.strerror or exc})"
+    return DlxError(f"{reason}: the exported model could not be written into this folder, and an earlier export "
+                    "there was left as it was. Free some space (or choose another --out) and export again.",
+                    file=folder)
 
 
 def _layers(graph) -> str:

@@ -4,13 +4,13 @@ A folder that can't be read is listed as damaged; the listing itself never fails
 """
 from __future__ import annotations
 
-import json
 import math
 import socket
 from pathlib import Path
 from typing import Optional
 
 from dlx.core.errors import DlxError, unknown_name
+from dlx.core.reading import load_json
 from dlx.core.processes import pid_alive
 
 COLUMNS = ["name", "kind", "dataset", "trainable_params", "val_accuracy", "test_accuracy", "epochs", "wall_seconds",
@@ -18,8 +18,9 @@ COLUMNS = ["name", "kind", "dataset", "trainable_params", "val_accuracy", "test_
 
 
 def _read_json(path: Path):
-    with path.open() as handle:
-        return json.load(handle)
+    """A folder's JSON record, read bounded (core.reading): a damaged, hostile or missing one raises a DlxError or
+    OSError, which the row turns into 'damaged'."""
+    return load_json(path)
 
 
 def _writer_alive(summary: dict) -> bool:
@@ -60,7 +61,7 @@ def run_row(folder: Path) -> dict:
         summary = _read_json(folder / "summary.json")
         if not isinstance(summary, dict):
             raise ValueError("summary.json is not a mapping")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DlxError) as exc:
         return {**row, "status": "damaged", "problem": f"summary.json unreadable: {exc}"}
     problem = _summary_problem(summary)
     if problem:  # listed as damaged; the other folders are still listed
@@ -82,7 +83,7 @@ def search_row(folder: Path) -> dict:
     try:
         if (folder / "best.json").exists():
             best = _read_json(folder / "best.json")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DlxError) as exc:
         return {**row, "status": "damaged", "problem": f"best.json unreadable: {exc}"}
     if isinstance(best, dict):
         row["status"] = "finished"
@@ -197,5 +198,5 @@ def ensemble_row(folder: Path) -> dict:
         result = data["results"]["ensemble"]
         return {**row, "status": "finished", "val_accuracy": result["val"]["accuracy"],
                 "test_accuracy": result["test"]["accuracy"], "trials": len(data.get("members", []))}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, DlxError) as exc:
         return {**row, "status": "damaged", "problem": f"ensemble.json unreadable: {exc}"}

@@ -21,7 +21,8 @@ from typing import Callable, Optional
 from dlx.core.errors import DlxError
 from dlx.core.lazy import lazy_module
 from dlx.search.devices import assign
-from dlx.search.folder import read_resolved_space, read_study_json, stored_storage, write_folder
+from dlx.search.folder import (check_binding, check_identity, read_resolved_space, read_study_json, require_study,
+                               stored_storage, write_folder)
 from dlx.search.objective import Objective
 from dlx.search.pareto import parse_pick, pick
 from dlx.search.records import best_metrics, search_records
@@ -30,7 +31,8 @@ from dlx.search.samplers import grid_size
 from dlx.search.space import SearchSpace, load_space
 from dlx.search.study import (RETRY_ATTR, counts, default_storage, fail_dead_trials, full_disk, open_storage,
                               open_study, owner_attrs, retrying)
-from dlx.search.worker import Budget, run_trials, sigterm_interrupts, split_threads, worker_process
+from dlx.search.worker import Budget, run_trials, split_threads, worker_process
+from dlx.train.interrupts import sigterm_interrupts
 from dlx.train.outdir import check, write_marker
 from dlx.train.rundir import ensure_writable, new_run_dir
 
@@ -131,8 +133,10 @@ def open_search(request: SearchRequest) -> OpenSearch:
     """Prepare the folder, open (or join) the study, write search.yaml and study.json, fail dead trials."""
     search_dir, space, stored = _prepare(request)
     url = request.storage or stored_storage(stored, search_dir)
-    storage = open_storage(url)
     study_name = request.name or stored.get("name") or space.name
+    check_binding(search_dir, stored, url, study_name)  # another storage or study: refused before either is touched
+    storage = open_storage(url)
+    require_study(search_dir, stored, storage, url, study_name)
     trials = request.trials or space.trials
     timeout = request.timeout if request.timeout is not None else space.timeout
     if trials is None and timeout is None:
@@ -141,7 +145,7 @@ def open_search(request: SearchRequest) -> OpenSearch:
     if space.sampler == "grid":
         trials = min(trials or grid_size(space), grid_size(space))
     study = open_study(space, storage, study_name, seed_offset=0, shared=url != default_storage(search_dir))
-    write_folder(search_dir, space, study_name, url)
+    write_folder(search_dir, space, study_name, url, check_identity(search_dir, stored, study, url))
     fail_dead_trials(study)
     known = study.get_trials(deepcopy=False)
     budget = Budget(trials, time.time() + timeout if timeout else None, request.max_failures, len(known))

@@ -16,9 +16,10 @@ from typing import Optional
 from dlx.core.files import atomic_write_json, atomic_write_text, read_json
 from dlx.core.lazy import lazy_module
 from dlx.experiment.yamlio import dump_yaml
+from dlx.search.folder import belongs
 from dlx.search.objectives import feasible
 from dlx.search.pareto import rank_rows, write_front
-from dlx.search.study import requeued
+from dlx.search.study import STUDY_ID_ATTR, requeued
 from dlx.train.rundir import write_summary
 
 optuna = lazy_module("optuna")
@@ -107,7 +108,8 @@ def write_results(study, space, search_dir: Path) -> Optional[dict]:
     complete = [r for r in rows if r["state"] == "COMPLETE" and r.get("feasible") is not False]
     front = write_front(rows, space, search_dir) if space.multi else []
     fronts = [r for r in complete if r.get("pareto_rank") == 1]
-    prune_checkpoints(rows, (complete[: space.keep] if space.keep else complete) + fronts)
+    study_id = study.user_attrs.get(STUDY_ID_ATTR)
+    prune_checkpoints(rows, (complete[: space.keep] if space.keep else complete) + fronts, study_id)
     if not complete:
         return None
     top = complete[0]
@@ -116,7 +118,7 @@ def write_results(study, space, search_dir: Path) -> Optional[dict]:
     if previous.get("trial") == top["number"] and previous.get("test"):
         test = previous["test"]  # the best trial was already scored on test data: don't look again
     else:
-        test = _score_on_test(top["run_dir"])
+        test = _score_on_test(top["run_dir"]) if _own(top, study_id) else None
     best_spec = space.apply(trial.params)
     atomic_write_text(search_dir / "best.yaml", "# the best configuration of this search, ready for `dlx train`\n"
                       + dump_yaml(best_spec))
@@ -148,11 +150,18 @@ def _score_on_test(run_dir: Optional[str]) -> Optional[dict]:
     return test
 
 
-def prune_checkpoints(rows: list[dict], keep: list[dict]) -> None:
-    """Delete checkpoints of finished trials outside `keep`; config, metrics and summary stay."""
+def _own(row: dict, study_id: Optional[str]) -> bool:
+    """Whether `row`'s trial folder is this study's trial's, which the end of the search may change."""
+    return bool(row["run_dir"]) and belongs(Path(row["run_dir"]), study_id, row["number"],
+                                            ran=row["state"] in ("COMPLETE", "PRUNED"))
+
+
+def prune_checkpoints(rows: list[dict], keep: list[dict], study_id: Optional[str] = None) -> None:
+    """Delete checkpoints of finished trials outside `keep`, in folders of this study's trials only; config,
+    metrics and summary stay."""
     kept = {r["number"] for r in keep}
     for row in rows:
-        if row["number"] in kept or not row["run_dir"]:
+        if row["number"] in kept or not _own(row, study_id):
             continue
         folder = Path(row["run_dir"]) / "checkpoints"
         if folder.is_dir():

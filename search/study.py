@@ -16,7 +16,9 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import time
+import uuid
 import warnings
 import zlib
 from pathlib import Path
@@ -35,6 +37,7 @@ from dlx.search.samplers import make_pruner, make_sampler
 optuna = lazy_module("optuna")
 
 SPACE_ATTR = "dlx_space"
+STUDY_ID_ATTR = "dlx_study_id"  # a study's identity: set once as it is created, recorded in study.json
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
 ORPHAN_SECONDS = GRACE_SECONDS  # a RUNNING trial that never recorded its owner is taken for dead after this
@@ -84,18 +87,87 @@ JOURNAL = "journal://"
 def open_journal(url: str):
     """Optuna's JournalStorage on a file (`journal:///shared/path/search.journal`): an append-only log that
     processes on several machines share through a common filesystem (NFS included: the lock is an O_EXCL file),
-    where no database server is at hand. Dead trials are found by dlx's owner records, as with SQLite."""
+    where no database server is at hand. Dead trials are found by dlx's owner records, as with SQLite.
+    The file must be a regular one (or not exist yet), and every line a log record, or it is refused."""
     path = Path(url.removeprefix(JOURNAL))
     if not url.startswith(JOURNAL + "/") or path.name in ("", ".", ".."):
         raise DlxError(f"a journal storage is written journal:///absolute/path/search.journal (three slashes, then "
                        f"an absolute path to the file), got {url!r}.", key="--storage")
+    refuse_non_regular(path, "journal")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(exist_ok=True)
     except OSError as exc:
         raise DlxError(f"can't create the journal file ({exc.strerror}).", file=path, key="--storage") from None
+    refuse_non_regular(path, "journal")  # another process may have put something else there meanwhile
+    check_journal(path)
     journal = optuna.storages.journal
-    return optuna.storages.JournalStorage(journal.JournalFileBackend(str(path), journal.JournalFileOpenLock(str(path))))
+    backend = journal.JournalFileBackend(str(path), journal.JournalFileOpenLock(str(path)))
+    try:
+        storage = optuna.storages.JournalStorage(backend)
+        for study in storage.get_all_studies():  # records of the wrong types show only as they are read
+            storage.get_all_trials(study._study_id, deepcopy=False)
+        return storage
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
+        raise _damaged_journal(path, f"its records don't replay ({type(exc).__name__}: "
+                                     f"{_first_line(exc)[:120]})") from None
+
+
+def refuse_non_regular(path: Path, what: str) -> None:
+    """A storage file is a regular file or doesn't exist yet: a device (/dev/zero) would be read without end, a FIFO
+    block, and SQLite writes its own files beside a device it is given (/dev/zero-journal)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DlxError(f"can't read the {what} storage ({exc.strerror}).", file=path, key="--storage") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+            "a device or socket, not a regular file"
+        raise DlxError(f"the {what} storage must be a file, but this is {kind}; give the path of a file (it is "
+                       "created if it doesn't exist).", file=path, key="--storage")
+
+
+MAX_JOURNAL_LINE = 16 * 2**20  # bytes: one journal record (dlx's largest is the space's fingerprint, a few KB)
+
+
+def check_journal(path: Path) -> None:
+    """Refuse a damaged journal (garbage, binary, a cut line among whole ones, JSON that is not a record, a line
+    without end, nesting deeper than JSON's parser goes) before Optuna replays it: Optuna raises whatever its
+    parser or replay happens to meet. A last line without its newline is one still being written, as Optuna
+    reads it: it is skipped, not refused."""
+    codes = {int(op) for op in optuna.storages.journal._storage.JournalOperation}
+    with open(path, "rb") as handle:
+        number = 0
+        while line := handle.readline(MAX_JOURNAL_LINE + 1):
+            number += 1
+            if len(line) > MAX_JOURNAL_LINE:
+                raise _damaged_journal(path, f"line {number} is longer than {MAX_JOURNAL_LINE // 2**20} MiB")
+            if not line.endswith(b"\n"):
+                return
+            problem = _record_problem(line, codes)
+            if problem:
+                raise _damaged_journal(path, f"line {number} {problem}")
+
+
+def _record_problem(line: bytes, codes: set) -> Optional[str]:
+    """Why one journal line is not a record Optuna can replay (None if it is one)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        return f"is not JSON ({_first_line(exc)[:80]})"
+    if not isinstance(record, dict) or not isinstance(record.get("op_code"), int) \
+            or isinstance(record["op_code"], bool) or record["op_code"] not in codes:
+        return "is JSON but not a journal record (an object with a known op_code)"
+    if not isinstance(record.get("worker_id"), str):
+        return "is a journal record without its worker_id"
+    return None
+
+
+def _damaged_journal(path: Path, reason: str) -> DlxError:
+    return DlxError(f"the journal storage is damaged: {reason}. It was left unchanged; restore it from a copy, or "
+                    "start a new search with another --storage.", file=path, key="--storage")
 
 
 def open_storage(url: str, heartbeat: bool = True):
@@ -113,6 +185,9 @@ def open_storage(url: str, heartbeat: bool = True):
     beat = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS,
             "heartbeat_stale_trial_callback": requeue_stale} if heartbeat else {}
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    file = sqlite_file(url) if sqlite else None
+    if file is not None and file.exists() and _read_only(file):  # SQLite would say so only at the first write
+        raise _sqlite_unusable(file)
     try:
         if sqlite:
             _create_sqlite_whole(url)
@@ -125,6 +200,8 @@ def open_storage(url: str, heartbeat: bool = True):
                        f"{f' (the module {exc.name!r})' if exc.name else ''}; {_driver_advice(url)}",
                        key="--storage") from None
     except OperationalError as exc:
+        if file is not None:
+            raise _sqlite_unusable(file, exc) from None
         raise DlxError(f"can't reach the storage {shown}: {_first_line(exc.orig or exc)}. Check that the server "
                        "runs, the host and port, and the credentials.", key="--storage") from None
     except DatabaseError as exc:
@@ -133,10 +210,47 @@ def open_storage(url: str, heartbeat: bool = True):
         try:
             with storage.engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        except OperationalError as exc:
+            raise _sqlite_unusable(file, exc) from None
         except DatabaseError as exc:
             raise _not_a_database(url, shown, exc) from None
         _serialise_sqlite(storage.engine)
     return storage
+
+
+def sqlite_file(url: str) -> Path:
+    """The file of an SQLite URL, refused where other processes could not share it (in memory, a temporary
+    database) or where it is not a regular file: checked before SQLAlchemy opens it, as SQLite creates files beside
+    its target (`/dev/zero-journal`)."""
+    path = url.split("://", 1)[1].removeprefix("/").split("?", 1)[0] if "://" in url else ""
+    if path in ("", ":memory:") or "mode=memory" in url:
+        raise DlxError(f"the storage {redact(url)} is a database in memory, which dies with this process and which "
+                       "worker processes can't see; give a file, e.g. sqlite:////absolute/path/study.db (or leave "
+                       "--storage out for the search folder's study.db).", key="--storage")
+    refuse_non_regular(Path(path), "SQLite")
+    return Path(path)
+
+
+def _sqlite_unusable(file: Path, exc=None) -> DlxError:
+    """An SQLite file that can't be written: read-only (file, folder or filesystem) or not openable; named, with
+    SQLite's reason, instead of a word about servers and credentials."""
+    reason = _first_line(getattr(exc, "orig", None) or exc) if exc is not None else "it can't be written"
+    full = full_disk(exc) if exc is not None else None
+    if full is not None:
+        return full
+    if "readonly" in reason.lower() or "read-only" in reason.lower() or _read_only(file):
+        return DlxError(f"the study storage is read-only ({reason}), and a search writes every trial into it (SQLite "
+                        "also writes beside it, in its folder); make the file and its folder writable, or search "
+                        "with a copy of it elsewhere.", file=file, key="--storage")
+    return DlxError(f"can't open the study storage ({reason}); check that its folder exists and is writable.",
+                    file=file, key="--storage")
+
+
+def _read_only(file: Path) -> bool:
+    """Whether `file` (or its folder, where SQLite keeps its -wal and -shm files) can't be written: permissions or
+    a read-only filesystem (which access(2) reports for root too)."""
+    folder = file.parent if str(file.parent) else Path(".")
+    return (file.exists() and not os.access(file, os.W_OK)) or (folder.is_dir() and not os.access(folder, os.W_OK))
 
 
 def _not_a_database(url: str, shown: str, exc) -> DlxError:
@@ -173,11 +287,11 @@ def _create_sqlite_whole(url: str) -> None:
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while creating
         pid = stale.name.removeprefix(f".{path.name}.").removesuffix(".tmp")
         if pid.isdigit() and not pid_alive(int(pid)):
-            stale.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                stale.unlink(missing_ok=True)
     if path.exists():
         return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
 
     def connect():
         connection = sqlite3.connect(temporary, timeout=SQLITE_TIMEOUT, isolation_level=None)
@@ -185,13 +299,26 @@ def _create_sqlite_whole(url: str) -> None:
         return connection
 
     try:
+        temporary.unlink(missing_ok=True)
         optuna.storages.RDBStorage(f"sqlite:///{temporary}", engine_kwargs={"creator": connect}).engine.dispose()
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         with contextlib.suppress(FileExistsError):  # another process's storage is already in place: use that one
             os.link(temporary, path)
+    except OSError as exc:
+        raise _cannot_create(path, exc) from None
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+def _cannot_create(path: Path, exc: OSError) -> DlxError:
+    full = full_disk(exc)
+    if full is not None:
+        return full
+    what = "its folder is read-only" if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else "it can't be made"
+    return DlxError(f"can't create the study storage here: {what} ({exc.strerror or exc}).", file=path,
+                    key="--storage")
 
 
 def _create_tables(create: Callable, attempts: int = 5):
@@ -251,16 +378,17 @@ def open_study(space, storage, name: str, seed_offset: int = 0, shared: bool = F
 
     def load():
         try:
-            return optuna.create_study(storage=storage, study_name=name, directions=space.directions,
-                                       load_if_exists=True)
-        except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
+            return optuna.create_study(storage=storage, study_name=name, directions=space.directions), True
+        except optuna.exceptions.DuplicatedStudyError:  # it exists (another process may have created it just now)
             pass
         try:
-            return optuna.load_study(study_name=name, storage=storage)
+            return optuna.load_study(study_name=name, storage=storage), False
         except KeyError:
             raise DlxError(f"the storage has no study named '{name}'.", key="--name") from None
 
-    study = retrying(load)
+    study, created = retrying(load)
+    if created:
+        retrying(lambda: study.set_user_attr(STUDY_ID_ATTR, uuid.uuid4().hex))
     fingerprint = json.loads(json.dumps(space.fingerprint()))
     stored = study.user_attrs.get(SPACE_ATTR)
     if stored is None:
@@ -285,6 +413,24 @@ def open_study(space, storage, name: str, seed_offset: int = 0, shared: bool = F
     return study
 
 
+IDENTITY_WAIT = 5.0  # seconds a process joining a new study waits for its creator to record its identity
+
+
+def study_identity(study, wait: float = IDENTITY_WAIT) -> str:
+    """The identity its creator recorded (STUDY_ID_ATTR, set by `open_study` just after creating it): a study made
+    again under the same name and storage, or in another storage, has another. A study of an older dlx, or one
+    whose creator was killed at once, has none: it gets one here, once it has trials or `wait` has passed."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = retrying(lambda: study.user_attrs.get(STUDY_ID_ATTR))
+        if isinstance(found, str) and found:
+            return found
+        if time.monotonic() >= deadline or retrying(lambda: study.get_trials(deepcopy=False)):
+            retrying(lambda: study.set_user_attr(STUDY_ID_ATTR, uuid.uuid4().hex))
+            continue  # read back what the storage holds
+        time.sleep(0.05)
+
+
 def _first_difference(old, new, prefix: str = ""):
     if isinstance(old, dict) and isinstance(new, dict):
         for key in list(old) + [k for k in new if k not in old]:
@@ -303,6 +449,7 @@ def owner_attrs() -> dict:
 
 DIED = "its process died (killed or crashed) while the trial ran; re-queued"
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) while the trial ran; re-queued"
+UNRECORDED = "its end could not be recorded (the storage refused the write: a full disk?); re-queued. It stopped with"
 RETRY_ATTR = "retry_of"  # on a re-queued trial: the number of the trial it runs again
 DEATHS_ATTR = "deaths"  # on a re-queued trial: how many tries of these parameters so far died with their process
 MAX_RETRY = 2  # parameters whose process died on 1 + MAX_RETRY tries are failed for good (Optuna's max_retry)
@@ -366,11 +513,14 @@ def fail_dead_trials(study) -> list[int]:
     for trial in retrying(lambda: study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))):
         if not _dead(trial, host):
             continue
-        reason = DIED if deaths(trial) <= MAX_RETRY else gave_up(deaths(trial))
+        ended = trial.user_attrs.get("fail_reason")  # it failed, but the storage took no FAIL (a full disk)
+        died = ended is None
+        reason = (DIED if deaths(trial) <= MAX_RETRY else gave_up(deaths(trial))) if died else \
+            f"{UNRECORDED}: {ended}"
         try:
             if retrying(lambda trial=trial, reason=reason: _fail_in_storage(study, trial, reason)):
                 failed.append(trial.number)
-                requeue_stale(study, trial)
+                requeue_stale(study, trial, died=died)
         except optuna.exceptions.UpdateFinishedTrialError:  # another process finished it first: nothing to do
             pass
     return failed

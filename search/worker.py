@@ -20,9 +20,11 @@ from typing import Callable, Optional
 from dlx.core.errors import DlxError
 from dlx.core.lazy import lazy_module
 from dlx.search.devices import device_env
-from dlx.search.folder import open_search_dir
+from dlx.search.folder import claim_trial_folder, open_search_dir, record_trial_folder
 from dlx.search.objective import Objective
-from dlx.search.study import BEAT_ATTR, HEARTBEAT_SECONDS, beats_itself, counts, fail_dead_trials, full_disk, owner_attrs
+from dlx.search.study import (BEAT_ATTR, HEARTBEAT_SECONDS, STUDY_ID_ATTR, beats_itself, counts, fail_dead_trials,
+                              full_disk, owner_attrs)
+from dlx.train.interrupts import interrupt
 
 optuna = lazy_module("optuna")
 torch = lazy_module("torch")
@@ -42,9 +44,14 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
     warnings.filterwarnings("ignore", module="optuna")
     callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else []
     full: list = []  # a full disk fails every trial alike: stop the search instead (see search.study.full_disk)
+    study_id = study.user_attrs.get(STUDY_ID_ATTR)
+    trials_dir = getattr(objective, "trials_dir", None)
 
     def guarded(trial):
+        folder = trials_dir / str(trial.number) if trials_dir is not None else None
+        new = False
         try:
+            new = folder is not None and _claim(trial, folder, study_id)
             with heartbeat(trial, beats_itself(study)):
                 return objective(trial)
         except Exception as exc:
@@ -52,6 +59,10 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
             if error is not None:
                 full.append(error)
             raise
+        finally:
+            if new:
+                with contextlib.suppress(OSError):  # a full disk: the folder then counts as one of an older dlx
+                    record_trial_folder(folder, study_id, trial.number)
     while True:
         state = counts(study, budget.first_number)
         if budget.max_failures is not None and state["failed_since"] >= budget.max_failures:
@@ -67,9 +78,30 @@ def run_trials(study, objective, budget: Budget, on_trial: Optional[Callable] = 
             time.sleep(poll)  # the last trials run elsewhere; one of them may still fail and free a place
             fail_dead_trials(study)  # ... or belong to a process that was killed
             continue
+        _optimize_one(study, guarded, callbacks, full)
+
+
+def _optimize_one(study, guarded, callbacks: list, full: list) -> None:
+    """Run one trial; a full disk stops the search (a trial whose end the full storage could not record stays
+    RUNNING, and the resumed search settles it: search.study.fail_dead_trials)."""
+    try:
         study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
-        if full:
-            raise full[0]
+    except Exception as exc:
+        error = full_disk(exc)
+        if error is None:
+            raise
+        full.append(error)
+    if full:
+        raise full[0]
+
+
+def _claim(trial, folder: Path, study_id) -> bool:
+    """search.folder.claim_trial_folder, the refusal recorded as the trial's reason for failing."""
+    try:
+        return claim_trial_folder(folder, study_id, trial.number)
+    except DlxError as exc:
+        trial.set_user_attr("fail_reason", exc.render())
+        raise
 
 
 @contextlib.contextmanager
@@ -96,34 +128,6 @@ def heartbeat(trial, on: bool):
     finally:
         stop.set()
         thread.join()
-
-
-def interrupt(signum, frame) -> None:
-    """SIGTERM (a scheduler stopping the job) stops a search as Ctrl-C does, so the running trial is re-queued
-    (search.objective): through the SIGINT handler in force, which holds it while a checkpoint is written
-    (train.loop.deferred_sigint). In a worker it handles SIGINT too, and only once: Ctrl-C reaches the workers
-    with their parent, whose terminate() then follows, and must not break off the trial's re-queueing."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not interrupt:
-        handler(signal.SIGINT, frame)
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def sigterm_interrupts():
-    """While the block runs, SIGTERM raises KeyboardInterrupt as Ctrl-C does (see `interrupt`); forked workers
-    inherit it. A no-op outside the main thread, where no signal handler can be set."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def split_threads(workers: int) -> int:

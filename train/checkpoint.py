@@ -9,18 +9,29 @@ from pathlib import Path
 
 import torch
 
+from dlx.core.diskfull import full_disk_error, is_torch_write_failure
 from dlx.core.errors import DlxError
 from dlx.core.files import atomic_write
+from dlx.core.reading import MAX_CHECKPOINT_BYTES, check_regular
 
 FORMAT = "dlx-checkpoint-1"
+INTACT = "the previous checkpoint is intact (dlx train --resume continues from it)"
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write atomically; a failed write (a full disk, however torch reports it) leaves the previous file."""
     try:
         atomic_write(path, lambda handle: torch.save({"format": FORMAT, **state}, handle))
-    except OSError as exc:
-        raise DlxError(f"could not write the checkpoint ({exc.strerror}); the previous checkpoint is intact.",
-                       file=path) from None
+    except (OSError, RuntimeError) as exc:
+        full = full_disk_error(exc, path, "the checkpoint", INTACT)
+        if full is not None:
+            raise full from None
+        if isinstance(exc, OSError):
+            raise DlxError(f"could not write the checkpoint ({exc.strerror}); {INTACT}.", file=path) from None
+        if is_torch_write_failure(exc):
+            first = (str(exc).strip().splitlines() or ["write failed"])[0][:200]
+            raise DlxError(f"could not write the checkpoint ({first}); {INTACT}.", file=path) from None
+        raise
 
 
 def _unpickling_reason(exc: Exception) -> str:
@@ -33,8 +44,10 @@ def _unpickling_reason(exc: Exception) -> str:
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load with weights_only=True: a checkpoint carrying code is refused, and the code never runs."""
     path = Path(path)
-    if not path.is_file():
-        raise DlxError("checkpoint not found.", file=path)
+    try:
+        check_regular(path, MAX_CHECKPOINT_BYTES, "a checkpoint")  # a FIFO blocks torch.load, a device fills memory
+    except FileNotFoundError:
+        raise DlxError("checkpoint not found.", file=path) from None
     if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
         raise DlxError(f"the checkpoint is corrupt or truncated (not a torch.save archive, {path.stat().st_size} "
                        "bytes); restore it or start a new run.", file=path)

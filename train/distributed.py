@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 
 from dlx.core.errors import DlxError
+from dlx.core.reading import load_json
 
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective that waits this long means a rank is gone
 _joined = False  # this process joined a process group, whose threads stay to the end (exit_rank)
@@ -112,6 +113,19 @@ def leave(world: World, together: bool = False) -> None:
         if together:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def lost_peer(world: World, error: BaseException) -> Optional[DlxError]:
+    """The one-line error for a collective that failed because another rank is gone (killed, out of memory), in
+    place of the backend's traceback from inside backward() or an all-reduce; None for any other error."""
+    if not world.distributed or not isinstance(error, RuntimeError):
+        return None
+    text = str(error)
+    if not isinstance(error, dist.DistError) and not any(mark in text for mark in ("gloo", "Gloo", "NCCL")):
+        return None
+    reason = text.strip().splitlines()[0].split("] ", 1)[-1].split(". ")[0][:200] if text.strip() else type(error).__name__
+    return DlxError(f"rank {world.rank} lost the other ranks of its process group ({reason}): another rank has "
+                    "probably died, and this one stops too.")
 
 
 def exit_rank(code) -> None:
@@ -216,8 +230,8 @@ def restarted_run(world: World, parent: Path) -> Optional[Path]:
     found = []
     for summary in parent.glob("*/summary.json"):
         try:
-            record = json.loads(summary.read_text())
-        except (OSError, ValueError):
+            record = load_json(summary)  # bounded: another folder's summary.json may be a FIFO or a device
+        except (OSError, DlxError):
             continue
         if isinstance(record, dict) and record.get("torchrun_run_id") == world.run_id \
                 and record.get("status") != "finished":

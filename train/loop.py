@@ -20,6 +20,7 @@ from dlx.train.data.tensors import TensorData
 from dlx.train.device import DevicePlan
 from dlx.train.diagnose import epoch_warnings
 from dlx.train.distributed import SINGLE, World, all_sum, same_buffers
+from dlx.train.memory import evaluation_batch
 from dlx.train.progress import Silent
 
 
@@ -64,6 +65,7 @@ class TrainingSession:
     classes: int  # for the class-balance warnings of train.diagnose
     progress: Silent = field(default_factory=Silent)  # what a person sees (train.progress)
     world: World = SINGLE  # the processes of a torchrun run (train.distributed); rank 0 writes
+    distiller: Optional[Any] = None  # train.distill.Distiller when the spec has `distill:`: the loss it defines
 
     @property
     def bn_images(self) -> int:
@@ -125,11 +127,13 @@ def train_epoch(session: TrainingSession, epoch: int) -> EpochStats:
         done = max(1, seen)
         return float(losses.sum()) / done, float(correct) / done
 
-    for index, (x, y) in enumerate(data.batches(settings.batch_size, session.generator, session.augment, epoch=epoch,
-                                                shard=shard)):
+    distiller = session.distiller
+    for index, (x, y, *rows) in enumerate(data.batches(settings.batch_size, session.generator, session.augment,
+                                                       epoch=epoch, shard=shard, indexed=distiller is not None)):
         with plan.autocast():
             logits = runner(plan.inputs(x))
-            loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
+            loss = distiller.loss(logits, y, x, rows[0], settings.label_smoothing) if distiller is not None \
+                else F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
         session.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip:
@@ -159,7 +163,9 @@ def _check_finite(losses: torch.Tensor, epoch: int, batches: int) -> None:
 
 
 @torch.inference_mode()
-def predict_logits(model, data, plan, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(model, data, plan, batch_size: Optional[int] = None) -> torch.Tensor:
+    """Logits of a whole split, in batches of `batch_size` (default: as many as memory allows, up to 1,024)."""
+    batch_size = batch_size or evaluation_batch(model, plan.device)
     model.eval()
     outputs = []
     for x, _ in data.batches(batch_size):
@@ -169,9 +175,10 @@ def predict_logits(model, data, plan, batch_size: int = 1024) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model, data, plan, batch_size: int = 1024, world: World = SINGLE) -> tuple[float, float]:
+def evaluate(model, data, plan, batch_size: Optional[int] = None, world: World = SINGLE) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) over a whole split; under torchrun each rank scores its own share and the
     sums are combined, so every image counts exactly once."""
+    batch_size = batch_size or evaluation_batch(model, plan.device)
     if world.distributed:
         return _evaluate_shared(model, data, plan, batch_size, world)
     logits = predict_logits(model, data, plan, batch_size)

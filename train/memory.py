@@ -3,7 +3,8 @@
 The parameter cap (`archs.builder.MAX_PARAMS`) says nothing about activations: a Conv2D(65536) on 8×8 digits has
 few weights but needs gigabytes per batch. Each layer's output is kept for the backward pass, which needs about as
 much again for gradients and scratch space, so a batch costs about
-sum(layer output sizes) × batch size × 4 bytes × BACKWARD_FACTOR."""
+sum(layer output sizes) × batch size × 4 bytes × BACKWARD_FACTOR. Scoring a split needs no backward pass, but takes
+larger batches (EVALUATION_BATCH): `evaluation_batch` lowers them to what fits."""
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from dlx.core.errors import DlxError
 
 BACKWARD_FACTOR = 3  # forward activations + their gradients + temporaries
 MEMORY_FRACTION = 0.5  # of physical RAM (CPU) or of the GPU's memory
+EVALUATION_BATCH = 1024  # samples a batch when a split is scored, where memory allows
 
 
 def activation_bytes(model, batch_size: int) -> int:
@@ -46,3 +48,24 @@ def check_activation_memory(model, batch_size: int, device: torch.device, sample
                    f"(layer outputs × batch × 4 bytes × {BACKWARD_FACTOR} for the backward pass), more than "
                    f"{MEMORY_FRACTION:.0%} of the {memory / 2**30:.1f} GiB of {device.type.upper()} memory; lower "
                    "train.batch_size, or use fewer filters or more pooling.", key="train.batch_size")
+
+
+def _built(model):
+    """The dlx model inside a torch.compile or DistributedDataParallel wrapper (None for another module)."""
+    while not hasattr(model, "rows"):
+        inner = getattr(model, "_orig_mod", None)
+        inner = getattr(model, "module", None) if inner is None else inner
+        if not isinstance(inner, torch.nn.Module):
+            return None
+        model = inner
+    return model
+
+
+def evaluation_batch(model, device: torch.device, limit: int = EVALUATION_BATCH) -> int:
+    """The largest batch, up to `limit`, whose layer outputs fit MEMORY_FRACTION of the device's memory: the
+    training check sizes only the training batch, and an evaluation batch of 1,024 can need many times more."""
+    built, memory = _built(model), device_memory(device)
+    if built is None or memory is None:
+        return limit
+    per_sample = max(1, activation_bytes(built, 1) // BACKWARD_FACTOR)  # forward only: no gradients kept
+    return max(1, min(limit, int(MEMORY_FRACTION * memory) // per_sample))

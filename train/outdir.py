@@ -24,17 +24,20 @@ from typing import Optional
 
 from dlx.core.errors import DlxError
 from dlx.core.files import atomic_write_text
+from dlx.core.reading import NotJson, parse_json, read_text
 from dlx.train.provenance import FILE as PROVENANCE
-from dlx.train.rundir import ensure_writable
+from dlx.train.rundir import disk_full_refused, ensure_writable
 
 MARKER = ".dlx-folder.json"
 LOCK = ".dlx-lock"
-KINDS = ("run", "search", "ensemble", "report")
-ARTICLE = {"run": "a run", "search": "a search", "ensemble": "an ensemble", "report": "a report"}
+KINDS = ("run", "search", "ensemble", "report", "export")
+ARTICLE = {"run": "a run", "search": "a search", "ensemble": "an ensemble", "report": "a report",
+           "export": "an export"}
 # what a folder of each kind always held before markers existed (read-compat: such folders are dlx's own)
 LEGACY = {"run": ("config.yaml", "summary.json", "checkpoints"), "search": ("search.yaml", "study.json"),
           "ensemble": ("ensemble.yaml", "ensemble.json"), "report": ("report.html", "report.json")}
 SHOWN = 8  # foreign files named in a refusal
+MAX_MARKER_BYTES = 4096  # a marker is one short line
 
 
 def marker_text(kind: str) -> str:
@@ -49,22 +52,30 @@ def _is_own(name: str) -> bool:
 
 def inspect(folder: str | Path) -> tuple[Optional[str], list[str]]:
     """(kind, foreign): the kind `folder` holds (None for a new or empty folder), or the names of files dlx did
-    not write there (kind None). Reads only; never raises for a folder that isn't there."""
+    not write there (kind None). Reads only; never raises for a folder that isn't there, only for a marker that
+    is no regular file (read_marker)."""
     folder = Path(folder)
     try:
         names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     except OSError:
         return None, []  # unreadable: ensure_writable says why
-    try:
-        kind = json.loads((folder / MARKER).read_text()).get("kind") if MARKER in names else None
-    except (OSError, ValueError, AttributeError):
-        kind = None
+    kind = read_marker(folder / MARKER) if MARKER in names else None
     if kind in KINDS:
         return kind, []
     for legacy, needed in LEGACY.items():
         if all(name in names for name in needed):
             return legacy, []
     return None, [name for name in names if not _is_own(name)]
+
+
+def read_marker(path: Path) -> Optional[str]:
+    """The kind a marker names; None when it is damaged (the folder is then known by its files, see LEGACY). A
+    marker that is not a regular file, or is over the size limit, is refused (core.reading)."""
+    try:
+        data = parse_json(read_text(path, MAX_MARKER_BYTES, "a folder marker"), path)
+    except (FileNotFoundError, NotJson):
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 def check(folder: str | Path, kind: str) -> Optional[str]:
@@ -173,11 +184,12 @@ def write_marker(folder: str | Path, kind: str) -> None:
     """Say what `folder` is (atomically; skipped when it already says so)."""
     path = Path(folder) / MARKER
     try:
-        if path.read_text() == marker_text(kind):
+        if read_text(path, MAX_MARKER_BYTES, "a folder marker") == marker_text(kind):
             return
-    except OSError:
+    except FileNotFoundError:
         pass
-    atomic_write_text(path, marker_text(kind))
+    with disk_full_refused(path):
+        atomic_write_text(path, marker_text(kind))
 
 
 def _bookkeeping(name: str) -> bool:

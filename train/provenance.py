@@ -7,7 +7,6 @@ a session; earlier ones are never rewritten. Reading versions costs no imports (
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import platform
 import socket
@@ -21,6 +20,8 @@ from typing import Iterator, Optional
 
 from dlx.core.errors import DlxError
 from dlx.core.files import atomic_write_json
+from dlx.core.reading import load_json
+from dlx.train.rundir import disk_full_refused
 
 FILE = "provenance.json"
 FORMAT = 1
@@ -83,11 +84,11 @@ def read_provenance(folder: str | Path) -> Optional[dict]:
     """A folder's provenance.json ({"format", "kind", "sessions": [...]}), checked; None when there is none."""
     path = Path(folder) / FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DlxError(f"can't read this file ({exc}); it is damaged.{HINT}", file=path) from None
+    except DlxError as exc:
+        raise DlxError(exc.message + HINT, file=path) from None
     sessions = data.get("sessions") if isinstance(data, dict) else None
     if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
         raise DlxError(f"expected an object with a list of sessions; the file is damaged.{HINT}", file=path,
@@ -131,7 +132,8 @@ class Provenance:
             others = [s for s in on_disk if _key(s) != mine]
             at = next((i for i, s in enumerate(on_disk) if _key(s) == mine), len(others))
             self.sessions = others[:at] + [self.session] + others[at:]
-            atomic_write_json(self.path, {"format": FORMAT, "kind": self.kind, "sessions": self.sessions})
+            with disk_full_refused(self.path):
+                atomic_write_json(self.path, {"format": FORMAT, "kind": self.kind, "sessions": self.sessions})
 
 
 def _key(session: dict) -> tuple:
@@ -158,9 +160,18 @@ def recorded(folder: str | Path, kind: str, spec_file: Optional[str | Path] = No
     try:
         yield record
     except KeyboardInterrupt:
-        record.end("interrupted")
+        _end_keeping_the_error(record, "interrupted")
         raise
     except BaseException:
-        record.end("failed")
+        _end_keeping_the_error(record, "failed")
         raise
     record.end("finished")
+
+
+def _end_keeping_the_error(record: Provenance, status: str) -> None:
+    """End the session on the way out of a failure; if that write fails too (the disk that stopped the command is
+    full), the error that stopped it is the one to tell."""
+    try:
+        record.end(status)
+    except DlxError:
+        pass

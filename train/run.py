@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,7 +26,8 @@ from dlx.train.data.access import open_split
 from dlx.train.data.tensors import make_augment
 from dlx.train.device import DevicePlan, pick_device
 from dlx.train.diagnose import split_warnings
-from dlx.train.distributed import SINGLE, World, join, leave, restarted_run, share, world_from_env, wrap
+from dlx.train.distill import check_same_teacher, make_distiller, side_by_side
+from dlx.train.distributed import SINGLE, World, join, leave, lost_peer, restarted_run, share, world_from_env, wrap
 from dlx.train.inputs import input_record, pin_channels
 from dlx.train.loop import TrainingSession, TrainState, evaluate, fit
 from dlx.train.memory import check_activation_memory
@@ -132,7 +133,10 @@ class RunWriter:
             "pid": os.getpid(), "host": socket.gethostname(),  # lets `dlx runs` spot dead runs
             "data_cache": self.record.get("cache"),  # memory or stream (data.cache; why: split.json)
             "channels": (self.record.get("channels") or {}).get("count"),  # image_folder (data.channels)
-            "warnings": list(state.warnings), "world_size": self.session.world.size, **(extra or {})}
+            "warnings": list(state.warnings), "world_size": self.session.world.size}
+        if self.session.distiller is not None:  # the teacher, T and alpha (train.distill)
+            summary["distill"] = self.session.distiller.record()
+        summary.update(extra or {})
         if self.session.world.distributed:  # lets a group restarted by torchrun find its run folder again
             summary["torchrun_run_id"] = self.session.world.run_id
         if self.writes:
@@ -161,8 +165,11 @@ def train(spec: ExperimentSpec, out: Optional[str | Path] = None, resume: Option
     cuda = join(world, spec.device.type if spec is not None else "auto")
     try:
         result = _train(world, cuda, spec, out, resume, quiet, on_epoch, test, epochs, spec_file, mlflow_parent)
-    except BaseException:
+    except BaseException as error:
         leave(world)
+        lost = lost_peer(world, error)
+        if lost is not None:
+            raise lost from None
         raise
     leave(world, together=True)
     return result
@@ -306,15 +313,18 @@ def build_session(spec: ExperimentSpec, splits: Splits, plan: DevicePlan, world:
     steps = max(1, -(-len(data_train) // spec.train.batch_size))
     optimizer = make_optimizer(model, spec.train.optimizer)
     scheduler = make_scheduler(optimizer, spec.train.scheduler, spec.train.optimizer.lr, steps, spec.train.epochs)
+    augment = make_augment(spec.data.augment)
+    distiller = make_distiller(spec.distill, splits, data_train, augment, plan.device) if spec.distill else None
     return TrainingSession(spec, model, runner, optimizer, scheduler, torch.Generator().manual_seed(spec.seed), plan,
-                           data_train, open_split(splits, "val", plan.device), make_augment(spec.data.augment),
-                           splits.classes, world=world)
+                           data_train, open_split(splits, "val", plan.device), augment, splits.classes, world=world,
+                           distiller=distiller)
 
 
 def _start(opened: Opened, session: TrainingSession, splits: Splits, extended: bool) -> tuple[TrainState, RunWriter]:
     """The state training starts from: restored from last.pt, or new with its config and split written."""
     folder, spec_dict, state = opened.folder, spec_to_dict(opened.spec), TrainState()
     if opened.checkpoint is not None:
+        check_same_teacher(session.distiller, folder.read_summary(), folder.path)
         state = _restore(opened.checkpoint, folder.path, session, extended=extended)
         if extended and session.world.main:  # the run's spec now plans the new total
             folder.write_config(spec_dict)
@@ -362,14 +372,18 @@ def _fit(session: TrainingSession, state: TrainState, writer: RunWriter, splits:
         raise TrainingInterrupted(writer.folder.path, state.epoch) from None
     except DlxError as exc:
         session.progress.close()
-        writer.summary(state, "failed", {"error": exc.message})
+        with suppress(DlxError):  # a full disk may refuse the summary too: tell what stopped training
+            writer.summary(state, "failed", {"error": exc.message})
         raise DlxError(exc.message, file=exc.file or writer.folder.path, key=exc.key) from None
     except BaseException:
         session.progress.close()
         writer.summary(state, "failed")
         raise
-    return writer.summary(state, "finished", {"test_accuracy": test_accuracy, "test_loss": test_loss,
-                                              "stopped_early": state.epoch < session.spec.train.epochs})
+    finished = {"test_accuracy": test_accuracy, "test_loss": test_loss,
+                "stopped_early": state.epoch < session.spec.train.epochs}
+    if session.distiller is not None and test_accuracy is not None and session.world.main:
+        finished["distill"] = side_by_side(session.distiller, test_accuracy, test_loss)
+    return writer.summary(state, "finished", finished)
 
 
 def _claimed(lock: ExitStack, folder: str | Path) -> Path:

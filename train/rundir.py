@@ -6,11 +6,15 @@ import io
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+from dlx.core.diskfull import full_disk_error
 from dlx.core.errors import DlxError
 from dlx.core.files import atomic_write_json, atomic_write_text, make_folder, note_made, strict_json
+from dlx.core.reading import MAX_JSON_BYTES, load_json, parse_json, read_text
 from dlx.experiment.yamlio import dump_yaml
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
@@ -91,15 +95,11 @@ def read_record(path: Path, fields: dict, hint: str = "") -> dict | None:
     """A run-folder JSON file checked against `fields`; None when it does not exist."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = load_json(path)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DlxError(f"can't read this file ({exc}).{hint}", file=path) from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise DlxError(f"not valid JSON ({exc}); the file is damaged.{hint}", file=path) from None
+    except DlxError as exc:
+        raise DlxError(exc.message + hint, file=path) from None
     return check_record(data, fields, path, hint=hint)
 
 
@@ -148,21 +148,39 @@ class RunFolder:
 
     def write_metrics(self, history: list[dict]) -> None:
         """Rewrite metrics.jsonl and metrics.csv from the full history (atomic, so never half-written)."""
-        atomic_write_text(self.metrics_jsonl, "".join(strict_json(row) + "\n" for row in history))
+        with disk_full_refused(self.metrics_jsonl):
+            atomic_write_text(self.metrics_jsonl, "".join(strict_json(row) + "\n" for row in history))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
-        atomic_write_text(self.metrics_csv, buffer.getvalue())
+        with disk_full_refused(self.metrics_csv):
+            atomic_write_text(self.metrics_csv, buffer.getvalue())
 
     def write_summary(self, summary: dict) -> None:
-        atomic_write_json(self.summary, summary)
+        with disk_full_refused(self.summary):
+            atomic_write_json(self.summary, summary)
 
     def write_split(self, record: dict) -> None:
-        atomic_write_json(self.split, record)
+        with disk_full_refused(self.split):
+            atomic_write_json(self.split, record)
 
     def write_config(self, spec_dict: dict) -> None:
-        atomic_write_text(self.config, dump_yaml(spec_dict))
+        with disk_full_refused(self.config):
+            atomic_write_text(self.config, dump_yaml(spec_dict))
+
+
+@contextmanager
+def disk_full_refused(path: Path) -> Iterator[None]:
+    """A write of `path` that finds the disk full becomes a DlxError saying so; the file there before is intact
+    (atomic_write replaces it only once the new one is whole)."""
+    try:
+        yield
+    except OSError as exc:
+        full = full_disk_error(exc, path, path.name, "the file is left as it was")
+        if full is None:
+            raise
+        raise full from None
 
 
 def read_summary(run_dir: Path) -> dict:
@@ -188,20 +206,17 @@ def write_summary(run_dir: Path, summary: dict) -> None:
 def read_metric_rows(path: Path) -> list[dict]:
     """A metrics.jsonl file, one checked row per epoch ([] when there is none)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path, MAX_JSON_BYTES, "a JSON-lines file").splitlines()
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DlxError(f"can't read this file ({exc}).", file=path) from None
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise DlxError(f"line {number} is not valid JSON ({exc}); the file is damaged.", file=path,
-                           line=number) from None
+            row = parse_json(line, path)
+        except DlxError as exc:
+            raise DlxError(f"line {number}: {exc.message}", file=path, line=number) from None
         check_record(row, METRIC_FIELDS, path, line=number)
         if not row.get("epoch"):
             raise DlxError("each row needs its epoch number (1, 2, ...); the file is damaged.", file=path,

@@ -119,7 +119,7 @@ def test_unsupported_layers_are_named_with_their_positions_in_one_error(tmp_path
     ('{"class_name": "Sequential", "config": {"layers": []}}', "the model config lists no layers"),
     (('{"class_name": "Functional", "config": {"layers": [{"class_name": "InputLayer", "config": {"batch_shape": '
       '[null, 4]}}, {"class_name": "Dense", "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__"}]}]}]}}'),
-     "not laid out as Keras 3 writes it")])
+     "expected a JSON object here, got null")])
 def test_files_that_are_not_keras_models_are_refused(content, fragment, tmp_path):
     path = tmp_path / "model.json"
     path.write_text(content)

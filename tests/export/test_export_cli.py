@@ -1,6 +1,7 @@
 """`dlx export` and `dlx predict MODEL.onnx` through the real CLI: the torch-free predict path and each error."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -101,8 +102,9 @@ def test_predict_onnx_needs_export_json(tmp_path):
 
 def test_predict_onnx_refuses_a_damaged_model(tmp_path):
     document = {"format": "onnx", "input": {"name": "images", "shape": ["batch", 8, 8, 1]},
-                "output": {"name": "probabilities"}, "class_names": ["a", "b"], "source": {"members": [{}]}}
+                "output": {"name": "probabilities"}, "class_names": ["a", "b"], "source": {"members": [{}]},
+                "model_sha256": hashlib.sha256(b"not onnx").hexdigest()}
     (tmp_path / "export.json").write_text(json.dumps(document))
     (tmp_path / "model.onnx").write_bytes(b"not onnx")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
-    assert_user_error(run_dlx("predict", tmp_path / "model.onnx", tmp_path / "x.png"), "onnxruntime could not run")
+    assert_user_error(run_dlx("predict", tmp_path / "model.onnx", tmp_path / "x.png"), "not an ONNX model")

@@ -2,6 +2,7 @@
 PyTorch (`dlx predict`'s path) on the run's test split: probabilities within 1e-4, the same class everywhere."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -57,7 +58,8 @@ def test_ensemble_exports_as_one_graph(ensembles, kind, fmt, tmp_path):
     document = check_agreement(ensembles[kind], fmt, tmp_path)
     assert document["source"]["kind"] == "ensemble" and len(document["source"]["members"]) == 2
     assert len(document["checkpoint_sha256"]) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["export.json", document["file"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".dlx-folder.json", "export.json", document["file"]])
+    assert document["model_sha256"] == hashlib.sha256((tmp_path / document["file"]).read_bytes()).hexdigest()
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_dlx
 from tests.postgres_server import postgres_url  # noqa: F401 - the shared PostgreSQL server fixture
 
 DIGITS = ROOT / "configs" / "digits.yaml"
@@ -72,3 +72,11 @@ def tiny_space(tmp_path):
                         "log: true}\n  model.vars.width: {int: [8, 16], step: 8}\n")
         return path
     return make
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 1-epoch digits run (made once a module: it takes seconds), for tests that damage copies of it."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    run_dlx("train", DIGITS, *TINY, "--set", "train.epochs=1", "--out", run, "--quiet", check=0)
+    return run

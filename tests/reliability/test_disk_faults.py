@@ -3,7 +3,6 @@ says so (exit code 2); a read-only output folder is refused before training star
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 
 import pytest
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 from dlx.cli.main import app
 from tests.conftest import ROOT, assert_user_error, run_dlx
 from tests.reliability.conftest import DIGITS, TINY, assert_intact
-from tests.services import require_service
+from tests.tmpfs import tmpfs
 
 ENOSPC_AFTER = textwrap.dedent("""\
     # injected by tests/reliability: torch.save fails with ENOSPC from call number {n} on, as on a full disk
@@ -53,14 +52,8 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoints(tmp_path
 
 @pytest.fixture
 def read_only_folder(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True)
-    require_service(mounted.returncode == 0, f"can't mount a read-only tmpfs here ({mounted.stderr.decode().strip()})")
-    try:
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 def test_a_read_only_output_folder_is_refused_before_training(read_only_folder):

@@ -63,11 +63,11 @@ def test_image_folder_without_images(tmp_path):
     assert_user_error(dlx("train", spec, "--out", tmp_path / "run"), "no images found in class sub-folders")
 
 
-def test_nan_loss_from_inf_values_in_the_data(tmp_path):
-    x = np.ones((60, 8, 8, 1), np.float32)
-    x[7, 3, 3, 0] = np.inf
-    npz = write_npz(tmp_path / "d.npz", x_train=x)
-    spec = spec_file(tmp_path, f"{{dataset: npz, path: {npz}}}")
+def test_nan_loss_from_values_near_the_float32_limit(tmp_path):
+    """Finite values (NaN and inf in the data are refused before training) whose weighted sums overflow."""
+    x = np.full((60, 8, 8, 1), 3e38, np.float32)
+    npz = write_npz(tmp_path / "d.npz", x_train=x, x_test=x[:20].copy())
+    spec = spec_file(tmp_path, f"{{dataset: npz, path: {npz}, normalize: false}}")
     assert_user_error(dlx("train", spec, "--out", tmp_path / "run"), "non-finite (NaN or inf) at epoch 1, batch 1 of 4",
                       "no checkpoint was written")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"

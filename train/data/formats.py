@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
 import pickle
+import stat
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -25,10 +28,31 @@ scipy_io = lazy_module("scipy.io")  # SVHN only
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+MAX_IDX_BYTES = 1 << 34  # 16 GiB: MNIST-like files are megabytes; a gzip bomb would decompress without end
+
+
+def _read_idx_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed if .gz, reading no more than its header promises (plus one byte, to tell a
+    file longer than promised): a small .gz can expand to terabytes."""
+    regular_file_size(path, "IDX file", key="data.root")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        head = handle.read(4)
+        ndim = head[3] if len(head) == 4 else 0
+        head += handle.read(4 * ndim)
+        if len(head) < 4 + 4 * ndim or ndim == 0:
+            return head
+        promised = int(np.prod(np.frombuffer(head, ">u4", ndim, 4).astype(np.int64)))
+        if promised > MAX_IDX_BYTES:
+            raise DlxError(f"the IDX header promises {promised} bytes of images, over the limit of {MAX_IDX_BYTES} "
+                           "(MAX_IDX_BYTES); the file is damaged.", file=path)
+        return head + handle.read(promised + 1)
+
+
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (MNIST's format): magic 0x0000 + dtype byte + ndim byte, big-endian sizes, data."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = _read_idx_bytes(path)
     except (OSError, EOFError, zlib.error) as exc:
         raise DlxError(f"can't read this IDX file ({exc}); is the .gz file complete?", file=path) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
@@ -39,7 +63,8 @@ def read_idx(path: Path) -> np.ndarray:
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
     expected = 4 + 4 * ndim + int(np.prod(dims))
     if len(raw) != expected:
-        raise DlxError(f"IDX file is {len(raw)} bytes but its header promises {expected}; is it truncated?", file=path)
+        found = f"{len(raw)} bytes" if len(raw) < expected else "more bytes"
+        raise DlxError(f"IDX file holds {found} but its header promises {expected}; is it truncated?", file=path)
     return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(dims))  # writable
 
 
@@ -93,17 +118,78 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x), y
 
 
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (a named pipe)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def regular_file_size(path: Path, noun: str, key: str = "data.path") -> int:
+    """The size of `path`, which must be a regular file: reading a FIFO waits for a writer forever, and a device
+    such as /dev/zero never ends, so neither is opened. Empty files are refused too: no format dlx reads is."""
+    try:
+        status = os.stat(path)  # follows symbolic links: a link to /dev/zero is a device
+    except FileNotFoundError:
+        raise DlxError(f"{noun} not found.", file=path, key=key) from None
+    except OSError as exc:
+        raise DlxError(f"can't read this {noun}: {exc.strerror}.", file=path, key=key) from None
+    kind = next((name for test, name in _NOT_REGULAR if test(status.st_mode)), None)
+    if kind is not None or not stat.S_ISREG(status.st_mode):
+        raise DlxError(f"expected an {noun}, but this is {kind or 'something else'}, not a regular file; dlx reads "
+                       "data only from regular files.", file=path, key=key)
+    if status.st_size == 0:
+        raise DlxError(f"expected an {noun}, but the file is empty (0 bytes).", file=path, key=key)
+    return status.st_size
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise DlxError("npz file not found.", file=path, key="data.path")
-    if not path.is_file():  # a folder, a device such as /dev/zero, a pipe: np.load would read it without end
-        raise DlxError("expected an .npz file, but this is not a regular file (a folder, a device or a pipe).",
-                       file=path, key="data.path")
+    regular_file_size(path, "npz file")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (ValueError, OSError) as exc:
+            arrays = {name: archive[name] for name in archive.files}
+    except HEADER_ERRORS as exc:
         raise DlxError(f"can't read the .npz file: {exc}.", file=path, key="data.path") from None
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a member that is no .npy
+            raise DlxError(f"the member '{name}' of the .npz is not an .npy array ({len(value)} bytes without the "
+                           ".npy header).", file=path, key="data.path")
+    return arrays
+
+
+# what numpy's .npy header parser raises for damaged headers (it tokenizes a Python literal)
+HEADER_ERRORS = (ValueError, OSError, EOFError, SyntaxError, TypeError, OverflowError, struct.error,
+                 tokenize.TokenError, zipfile.BadZipFile, zlib.error)
+
+
+def _npy_header(handle) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran order, dtype) from an .npy header, the handle left at the first data byte."""
+    version = np.lib.format.read_magic(handle)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = reader(handle)
+    if any(not isinstance(side, int) or side < 0 for side in shape):
+        raise ValueError(f"the shape {shape} has negative sides")
+    return shape, fortran, dtype
+
+
+def map_npy(file: Path) -> np.ndarray:
+    """An .npy file memory-mapped, after checking that it is a regular file whose size is what its header
+    promises: mapping a file cut short reads zeros, or kills the process with SIGBUS, past its end."""
+    size = regular_file_size(file, ".npy file")
+    try:
+        with file.open("rb") as handle:
+            shape, fortran, dtype = _npy_header(handle)
+            offset = handle.tell()
+    except HEADER_ERRORS as exc:
+        raise DlxError(f"not an .npy file: its header can't be read ({exc}).", file=file, key="data.path") from None
+    if dtype.hasobject:
+        raise DlxError(f"the .npy file holds Python objects (dtype {dtype}), which would have to be unpickled; dlx "
+                       "reads only arrays of numbers.", file=file, key="data.path")
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < expected:
+        raise DlxError(f"the .npy file holds {size} bytes, but its header promises {expected} (a {shape} {dtype} "
+                       "array); is it cut short?", file=file, key="data.path")
+    if 0 in shape:
+        return np.zeros(shape, dtype)
+    mapped = np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(mapped) if fortran else mapped  # samples are read as rows: C order only
 
 
 def map_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -111,13 +197,8 @@ def map_arrays(path: Path) -> dict[str, np.ndarray]:
     bytes lie uncompressed on disk, so that an array larger than memory is never read whole. A compressed .npz
     member cannot be mapped and is read into memory as before."""
     if path.is_dir():
-        arrays = {}
-        for file in sorted(path.glob("*.npy")):
-            try:
-                arrays[file.stem] = np.load(file, mmap_mode="r", allow_pickle=False)
-            except (ValueError, OSError) as exc:
-                raise DlxError(f"can't read the .npy file: {exc}.", file=file, key="data.path") from None
-        return arrays
+        return {file.stem: map_npy(file) for file in sorted(path.glob("*.npy"))}
+    regular_file_size(path, "npz file")
     arrays = read_npz_lazily(path)
     return arrays if arrays is not None else read_npz(path)
 
@@ -137,7 +218,7 @@ def read_npz_lazily(path: Path) -> dict[str, np.ndarray] | None:
                     with archive.open(info) as member:
                         mapped = np.lib.format.read_array(member, allow_pickle=False)
                 arrays[name] = mapped
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error):
+    except HEADER_ERRORS:
         return None
     return arrays
 
@@ -147,12 +228,13 @@ def _mapped_member(path: Path, handle, info: zipfile.ZipInfo) -> np.ndarray | No
     handle.seek(info.header_offset)
     local = handle.read(30)  # the zip local file header: its name and extra-field lengths end it
     name_length, extra_length = struct.unpack("<HH", local[26:30])
-    handle.seek(info.header_offset + 30 + name_length + extra_length)
-    version = np.lib.format.read_magic(handle)
-    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = reader(handle)
+    start = info.header_offset + 30 + name_length + extra_length
+    handle.seek(start)
+    shape, fortran, dtype = _npy_header(handle)
     if fortran or dtype.hasobject or not shape or 0 in shape:
         return None
+    if handle.tell() - start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.file_size:
+        return None  # the member is shorter than its header says: read_npz reports it
     return np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
 
 
@@ -168,6 +250,8 @@ def open_image(path: Path):
                        "decompression bomb.", file=path) from None
     except OSError as exc:
         raise DlxError(f"can't read image: {exc}.", file=path) from None
+    except (SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:  # what PIL raises for bad chunks
+        raise DlxError(f"the image is damaged ({exc}); replace or remove the file.", file=path) from None
 
 
 def single_channel(path: Path) -> bool:

@@ -74,7 +74,21 @@ class MappedArray:
         tail = shape[1:]
         self.item_shape = {"last": (tail[-1], *tail[:-1]) if len(tail) == 3 else tail,
                            "add": (1, *tail)}.get(layout, tail)
+        self.file_size = os.stat(self.path).st_size  # what check_size holds the file to
         self._array = None
+
+    def check_size(self) -> None:
+        """Refuse to read on from a file whose size changed since it was opened: past the end of a file cut short,
+        a mapping reads zeros, or kills the process with SIGBUS."""
+        try:
+            now = os.stat(self.path).st_size
+        except OSError as exc:
+            raise DlxError(f"the data file can no longer be read ({exc.strerror}) during training.", file=self.path,
+                           key="data.path") from None
+        if now != self.file_size:
+            raise DlxError(f"the file changed size during training ({self.file_size} bytes when it was opened, "
+                           f"{now} now); a data file must not be rewritten or cut short while a run reads it. Restore "
+                           "it, then resume the run (dlx train --resume).", file=self.path, key="data.path")
 
     @property
     def array(self) -> np.ndarray:
@@ -94,6 +108,7 @@ class MappedArray:
         return self._first(np.array(self.array[i:i + 1]))[0]  # a copy: the mapped pages stay the kernel's
 
     def read_many(self, index: np.ndarray) -> np.ndarray:
+        self.check_size()  # a stat a batch: cheap beside the rows it copies
         return self._first(np.asarray(self.array[index]))  # fancy indexing copies just these rows
 
     def __len__(self) -> int:
@@ -171,6 +186,11 @@ class LazyArray:
 
     def head(self, count: int) -> np.ndarray:
         return self.read_many(np.arange(min(len(self), count)))
+
+    def check_unchanged(self) -> None:
+        """Refuse a memory-mapped file that changed size since it was opened (image files are checked as decoded)."""
+        if hasattr(self.reader, "check_size"):
+            self.reader.check_size()
 
     def content_fingerprint(self) -> Optional[str]:
         """A fingerprint of the files (names, sizes, mtimes, sampled bytes), or None for an array."""

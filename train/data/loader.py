@@ -86,6 +86,7 @@ class SampleLoader:
 
     def __init__(self, x: LazyArray, workers: Optional[int] = None, pin: bool = False):
         self.workers = default_workers() if workers is None else workers
+        self.x = x
         return_big_buffers_at_once()
         self.sampler = _Batches()
         extra = {"persistent_workers": True, "prefetch_factor": PREFETCH} if self.workers else {}
@@ -93,13 +94,19 @@ class SampleLoader:
                                  collate_fn=_collate, pin_memory=pin, **extra)
 
     def read(self, batches: Iterable[torch.Tensor]):
-        """Yield each batch's raw values, in order."""
+        """Yield each batch's raw values, in order; the file is checked before each pass, and again when a worker
+        dies (SIGBUS: a memory-mapped file cut short under it), so that a changed file is named as such."""
+        self.x.check_unchanged()
         self.sampler.batches = [b.tolist() for b in batches]
-        for raw in self.loader:
-            if isinstance(raw, _Failure):
-                message, file, key = raw
-                raise DlxError(message, file=file, key=key)
-            yield raw
+        try:
+            for raw in self.loader:
+                if isinstance(raw, _Failure):
+                    message, file, key = raw
+                    raise DlxError(message, file=file, key=key)
+                yield raw
+        except RuntimeError:
+            self.x.check_unchanged()
+            raise
 
 
 def raw_chunks(x: LazyArray, size: int, workers: Optional[int] = None):

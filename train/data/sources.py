@@ -210,26 +210,35 @@ def load_image_folder(data) -> RawData:
                    channels={"count": channels, "why": why})
 
 
+SAMPLE_FORMS = "(N, features), (N, H, W), (N, H, W, C) or (N, C, H, W)"
+MAX_CLASSES = 100_000  # labels are class indices 0..K-1; ImageNet-21k has 21,841 classes
+CHECK_ROWS = 1024  # samples checked for NaN at a time, so a memory-mapped array is never read whole
+
+
 def channels_first(x: np.ndarray, name: str, file) -> np.ndarray:
     """Arrays as the model takes them, (N, C, H, W) or (N, features), from Keras's (N, H, W, C) or (N, H, W)."""
+    check_rank(x, name, file)
     if x.ndim == 2:
         return x  # flat features
     if x.ndim == 3:
         return x[:, None]
-    if x.ndim == 4:
-        channels_last = x.shape[-1] in (1, 3, 4) and (x.shape[1] not in (1, 3, 4) or x.shape[-1] < x.shape[1])
-        if channels_last:  # Keras's (N, H, W, C); (N, 4, 4, 1) too, which no one means as 4 channels of 4x1
-            return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        return x
-    raise DlxError(f"'{name}' has shape {x.shape}; expected (N, features), (N, H, W), (N, H, W, C) or (N, C, H, W).",
-                   file=file, key="data.path")
+    channels_last = x.shape[-1] in (1, 3, 4) and (x.shape[1] not in (1, 3, 4) or x.shape[-1] < x.shape[1])
+    if channels_last:  # Keras's (N, H, W, C); (N, 4, 4, 1) too, which no one means as 4 channels of 4x1
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return x
+
+
+def check_rank(x: np.ndarray, name: str, file) -> None:
+    if x.ndim not in (2, 3, 4):
+        raise DlxError(f"'{name}' has shape {x.shape} ({x.ndim} dimensions); expected {SAMPLE_FORMS}.", file=file,
+                       key="data.path")
 
 
 def _layout(x: np.ndarray, name: str, file) -> str:
     """How `channels_first` turns a sample channels-first: "same", "add" (a channel axis) or "last" (move it)."""
+    check_rank(x, name, file)
     if x.ndim == 4:
         return "last" if channels_first(x[:1], name, file).shape[1:] != x.shape[1:] else "same"
-    channels_first(x[:0], name, file)  # refuses other ranks
     return "add" if x.ndim == 3 else "same"
 
 
@@ -256,24 +265,62 @@ def load_npz(data) -> RawData:
         if x_name not in arrays or y_name not in arrays:
             raise DlxError(f"the .npz has only one of {x_name}/{y_name}; give both or neither.", file=path,
                            key="data.path")
-        x, y = arrays[x_name], arrays[y_name]
-        if x.ndim == 0 or len(x) != len(y):
-            raise DlxError(f"{x_name} has {len(x) if x.ndim else 0} samples but {y_name} has {len(y)}; they must "
-                           "match.", file=path, key="data.path")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise DlxError(f"{x_name} must be numeric, got dtype {x.dtype}.", file=path, key="data.path")
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-            low = f", smallest {y.min()}" if y.ndim == 1 and len(y) and np.issubdtype(y.dtype, np.integer) else ""
-            raise DlxError(f"{y_name} must be a 1-D array of non-negative integer class indices (not one-hot), got "
-                           f"dtype {y.dtype}, shape {y.shape}{low}.", file=path, key="data.path")
+        _check_pair(arrays, x_name, y_name, path)
+    _check_labels([(name, arrays[name]) for _, name in pairs], path)
     x_train = _samples(arrays["x_train"], "x_train", path)
     x_test = _samples(arrays["x_test"], "x_test", path) if "x_test" in arrays else None
     if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
         raise DlxError(f"x_test samples have shape {x_test.shape[1:]} but x_train samples {x_train.shape[1:]}.",
                        file=path, key="data.path")
     scale = 1 / 255 if x_train.dtype == np.uint8 else 1.0
-    labels = [arrays[name] for _, name in pairs]
-    classes = int(max(int(y.max()) for y in labels if len(y)) + 1)
+    classes = int(max(int(arrays[name].max()) for _, name in pairs if len(arrays[name])) + 1)
     return RawData(x_train, arrays["y_train"].astype(np.int64), x_test,
                    arrays["y_test"].astype(np.int64) if x_test is not None else None, [str(c) for c in range(classes)],
                    scale)
+
+
+def _check_pair(arrays: dict, x_name: str, y_name: str, path: Path) -> None:
+    """Samples of real numbers, finite, of a rank the models take, one integer label each (`path`: the .npz, or
+    the folder of .npy files)."""
+    x, y = arrays[x_name], arrays[y_name]
+    x_file, y_file = (path / f"{x_name}.npy", path / f"{y_name}.npy") if path.is_dir() else (path, path)
+    if x.dtype.kind not in "biuf":  # complex, timedelta, datetime, strings, records
+        raise DlxError(f"{x_name} holds {x.dtype} values; samples must be real numbers (integers, floats or "
+                       "booleans).", file=x_file, key="data.path")
+    check_rank(x, x_name, x_file)
+    if y.ndim != 1 or y.dtype.kind not in "iu" or (len(y) and y.min() < 0):
+        low = f", smallest {y.min()}" if y.ndim == 1 and len(y) and y.dtype.kind in "iu" else ""
+        raise DlxError(f"{y_name} must be a 1-D array of non-negative integer class indices (not one-hot), got "
+                       f"dtype {y.dtype}, shape {y.shape}{low}.", file=y_file, key="data.path")
+    if len(x) != len(y):
+        raise DlxError(f"{x_name} has {len(x)} samples but {y_name} has {len(y)}; they must match (shapes "
+                       f"{x.shape} and {y.shape}).", file=path, key="data.path")
+    if not len(x) and x_name == "x_train":
+        raise DlxError(f"the training set has no samples ({x_name} has shape {x.shape}).", file=x_file,
+                       key="data.path")
+    if len(x) and not x[0].size:
+        raise DlxError(f"{x_name} samples hold no values (shape {x.shape}).", file=x_file, key="data.path")
+    _check_finite(x, x_name, x_file)
+
+
+def _check_finite(x: np.ndarray, name: str, path: Path) -> None:
+    """NaN or inf make the loss NaN, or a test loss `null` with nothing said: refused, CHECK_ROWS at a time."""
+    if x.dtype.kind != "f":
+        return
+    bad = np.concatenate([~np.isfinite(x[start:start + CHECK_ROWS].reshape(-1, x[0].size)).all(axis=1)
+                          for start in range(0, len(x), CHECK_ROWS)]) if len(x) else np.zeros(0, bool)
+    if bad.any():
+        raise DlxError(f"{name} holds NaN or inf in {int(bad.sum())} of its {len(x)} samples (the first is sample "
+                       f"{int(bad.argmax())}); replace or drop those samples.", file=path, key="data.path")
+
+
+def _check_labels(labels: list[tuple[str, np.ndarray]], path: Path) -> None:
+    """Labels are class indices 0..K-1: one label of 10⁹ would otherwise make 10⁹ class names."""
+    for name, y in labels:
+        if len(y) and int(y.max()) >= MAX_CLASSES:
+            distinct = np.unique(np.concatenate([values for _, values in labels]))
+            shown = ", ".join(map(str, distinct[:5])) + (", ..." if len(distinct) > 5 else "")
+            raise DlxError(f"{name} holds the label {int(y.max())} (sample {int(y.argmax())}), but labels are class "
+                           f"indices 0..K-1 and dlx takes at most {MAX_CLASSES} classes; the labels hold "
+                           f"{len(distinct)} distinct labels ({shown}). Number the classes 0..K-1.",
+                           file=path / f"{name}.npy" if path.is_dir() else path, key="data.path")

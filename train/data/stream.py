@@ -51,7 +51,7 @@ class StreamData:
                            device=self.device)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None, augment=None,
-                epoch: int = 0, shard: tuple[int, int] | None = None):
+                epoch: int = 0, shard: tuple[int, int] | None = None, indexed: bool = False):
         """Yield (x, y) batches, shuffled by `order.epoch_order(seed, epoch)` when a generator is given (the
         generator draws the augmentation); `shard`: this rank's share of each batch (order.batch_indices), so
         a rank decodes only the images it trains on."""
@@ -60,4 +60,5 @@ class StreamData:
             x = self.normalise(raw)
             if augment is not None and generator is not None:
                 x = augment(x, generator)
-            yield x, self.y[index.to(self.y.device)]
+            y = self.y[index.to(self.y.device)]
+            yield (x, y, index) if indexed else (x, y)

@@ -37,15 +37,16 @@ class TensorData:
         return self.normalise(self.x[index]), self.y[index]
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None, augment=None, epoch: int = 0,
-                shard: tuple[int, int] | None = None):
+                shard: tuple[int, int] | None = None, indexed: bool = False):
         """Yield (x, y) batches, shuffled by `order.epoch_order(seed, epoch)` when a generator is given (the
-        generator draws the augmentation); `shard`: this rank's share of each batch (order.batch_indices)."""
+        generator draws the augmentation); `shard`: this rank's share of each batch (order.batch_indices);
+        `indexed`: (x, y, sample indices), for data kept per training image (train.distill's teacher outputs)."""
         order = epoch_order(len(self), self.seed, epoch).to(self.y.device) if generator is not None else None
         for index in batch_indices(len(self), batch_size, order, shard):
             x, y = self.take(index.to(self.y.device))
             if augment is not None and generator is not None:
                 x = augment(x, generator)
-            yield x, y
+            yield (x, y, index) if indexed else (x, y)
 
 
 def make_augment(spec):
