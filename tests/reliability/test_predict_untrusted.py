@@ -162,6 +162,16 @@ def test_a_model_that_is_not_the_recorded_one_is_refused(export_copy, exported):
     assert_user_error(result, "not the model export.json beside it records", "Export the model again")
 
 
+def test_sides_recorded_as_text_are_refused_at_the_key(export_copy, exported):
+    """Recorded as "8", the sides never equalled an image's 8: the message read "takes 8×8 images; this one is 8×8"."""
+    document = json.loads((export_copy / "export.json").read_text())
+    document["input"]["shape"] = ["batch", "8", "8", 1]
+    (export_copy / "export.json").write_text(json.dumps(document))
+    result = run_dlx("predict", export_copy / "model.onnx", exported[2], timeout=120)
+    assert_user_error(result, "export.json", "input.shape", "'8'")
+    assert "this one is" not in result.stderr
+
+
 def test_export_json_as_a_link_to_dev_zero_is_refused(export_copy, exported):
     (export_copy / "export.json").unlink()
     (export_copy / "export.json").symlink_to("/dev/zero")
