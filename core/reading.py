@@ -24,18 +24,17 @@ class NotJson(DlxError):
     that tolerant readers may pass over, unlike a file that is no regular file or over the size limit."""
 
 
-def _kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a socket" if stat.S_ISSOCK(mode) else "not a plain file"
+KINDS = ((stat.S_ISFIFO, "a FIFO (a named pipe)"), (stat.S_ISCHR, "a character device"),
+         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in words (a stat mode's file type)."""
+    return next((name for test, name in KINDS if test(mode)), "not a plain file")
 
 
 def _not_regular(path: Path, mode: int, what: str) -> DlxError:
-    return DlxError(f"expected {what} here, but this is not a regular file ({_kind_of(mode)}); refusing to read "
+    return DlxError(f"expected {what} here, but this is not a regular file ({file_kind(mode)}); refusing to read "
                     "it. Replace it with the file, or remove it.", file=path)
 
 

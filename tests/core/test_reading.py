@@ -16,7 +16,7 @@ from dlx.core.reading import MAX_JSON_DEPTH, NotJson, load_json, nesting_depth, 
 def test_a_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "summary.json"
     os.mkfifo(fifo)  # no writer: a plain open() for reading would wait for one for ever
-    with pytest.raises(DlxError, match="not a regular file .a pipe") as caught:
+    with pytest.raises(DlxError, match="not a regular file .a FIFO") as caught:
         load_json(fifo)
     assert caught.value.file == str(fifo)
 
@@ -25,7 +25,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 def test_a_link_to_a_device_is_refused_unread(tmp_path, device):
     link = tmp_path / "split.json"
     link.symlink_to(device)
-    with pytest.raises(DlxError, match="not a regular file .a device"):
+    with pytest.raises(DlxError, match="not a regular file .a character device"):
         read_bytes(link)
 
 

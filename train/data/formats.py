@@ -20,6 +20,7 @@ import numpy as np
 
 from dlx.core.errors import DlxError
 from dlx.core.lazy import lazy_module
+from dlx.core.reading import file_kind
 
 Image = lazy_module("PIL.Image")  # image folders and `dlx predict` only: keeps other start-ups light
 ImageMode = lazy_module("PIL.ImageMode")
@@ -118,10 +119,6 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x), y
 
 
-_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (a named pipe)"), (stat.S_ISCHR, "a character device"),
-                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
-
-
 def regular_file_size(path: Path, noun: str, key: str = "data.path") -> int:
     """The size of `path`, which must be a regular file: reading a FIFO waits for a writer forever, and a device
     such as /dev/zero never ends, so neither is opened. Empty files are refused too: no format dlx reads is."""
@@ -131,9 +128,8 @@ def regular_file_size(path: Path, noun: str, key: str = "data.path") -> int:
         raise DlxError(f"{noun} not found.", file=path, key=key) from None
     except OSError as exc:
         raise DlxError(f"can't read this {noun}: {exc.strerror}.", file=path, key=key) from None
-    kind = next((name for test, name in _NOT_REGULAR if test(status.st_mode)), None)
-    if kind is not None or not stat.S_ISREG(status.st_mode):
-        raise DlxError(f"expected an {noun}, but this is {kind or 'something else'}, not a regular file; dlx reads "
+    if not stat.S_ISREG(status.st_mode):
+        raise DlxError(f"expected an {noun}, but this is {file_kind(status.st_mode)}, not a regular file; dlx reads "
                        "data only from regular files.", file=path, key=key)
     if status.st_size == 0:
         raise DlxError(f"expected an {noun}, but the file is empty (0 bytes).", file=path, key=key)
